@@ -1,0 +1,447 @@
+"""The SQLite catalog: the source of truth for what is indexed.
+
+One row per decision (all metadata, content hash, source path, when ingested), one row per chunk, and an
+FTS5 index over chunk headers and texts for lexical (BM25) retrieval.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rag.errors import IndexStateError
+from rag.types import Chunk, Decision, Filters
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS decisions (
+    doc_id TEXT PRIMARY KEY,
+    case_number TEXT,
+    authority TEXT,
+    category TEXT,
+    subcategory TEXT,
+    outcome TEXT,
+    decision_date TEXT,
+    date_int INTEGER,
+    summary TEXT,
+    url TEXT,
+    source_path TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    fictional INTEGER NOT NULL DEFAULT 0,
+    n_chunks INTEGER NOT NULL,
+    ingested_at TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_hash ON decisions(content_hash);
+CREATE INDEX IF NOT EXISTS decisions_case ON decisions(case_number);
+CREATE INDEX IF NOT EXISTS decisions_source ON decisions(source_path);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
+    chunk_id TEXT NOT NULL UNIQUE,
+    doc_id TEXT NOT NULL REFERENCES decisions(doc_id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    section TEXT NOT NULL,
+    paragraphs TEXT NOT NULL,
+    header TEXT NOT NULL,
+    text TEXT NOT NULL,
+    meta TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, position);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    header, text, content='chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, 'row');
+CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, header, text) VALUES (new.id, new.header, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, header, text) VALUES ('delete', old.id, old.header, old.text);
+END;
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL,
+    summary TEXT
+);
+"""
+
+# Words too common in questions to help BM25 (kept short: FTS5's own IDF handles the rest).
+STOPWORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being below between both
+but by can could did do does doing down during each few for from further had has have having he her here hers
+him his how i if in into is it its itself just me more most my no nor not now of off on once only or other our
+out over own same she should so some such than that the their them then there these they this those through to
+too under until up very was we were what when where which while who whom why will with would you your yours
+tell say says said please know anything something happen happens happened case cases decision decisions
+ombudsman ombudsmans
+""".split())
+
+_WORD = re.compile(r"[\w£]+(?:['’][\w]+)?", re.UNICODE)
+
+
+def query_terms(text: str) -> list[str]:
+    """Lower-cased content words of a question, in order, without duplicates or stopwords."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(text.lower()):
+        word = word.replace("’", "'").split("'")[0]
+        if len(word) < 2 or word in STOPWORDS or word.isdigit() and len(word) < 3:
+            continue
+        seen.setdefault(word, None)
+    return list(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionState:
+    """What the catalog knows about a decision, enough to decide whether to re-index it."""
+
+    doc_id: str
+    content_hash: str
+    source_path: str
+    chunk_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogStats:
+    """Counts for the index status panel and the CLI."""
+
+    decisions: int
+    chunks: int
+    last_ingest: str | None
+    embedding_model: str | None
+
+
+class Catalog:
+    """SQLite catalog of decisions and chunks, with an FTS5 lexical index. Thread-safe (one lock)."""
+
+    def __init__(self, path: Path | str, create: bool = True):
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise IndexStateError(
+                f"No index catalog at {self.path}: ingest decisions first (python -m ingest data/sample "
+                f"--index-dir {self.path.parent})."
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(_SCHEMA)
+            version = self.get_meta("schema_version")
+            if version is None:
+                self.set_meta("schema_version", SCHEMA_VERSION)
+            elif version != SCHEMA_VERSION:
+                raise IndexStateError(
+                    f"The catalog {self.path} has schema version {version}, this program needs "
+                    f"{SCHEMA_VERSION}: rebuild it with python -m ingest --rebuild PATH... --index-dir {self.path.parent}"
+                )
+            self._conn.execute("SELECT count(*) FROM chunks_fts").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise IndexStateError(
+                f"The catalog {self.path} is unreadable or corrupt ({exc}). Rebuild the index: "
+                f"python -m ingest --rebuild PATH... --index-dir {self.path.parent}"
+            ) from None
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+    # meta ----------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        """A value from the meta table."""
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a value in the meta table (committed at once)."""
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    # reads ---------------------------------------------------------------------------------------
+    def state(self, doc_id: str) -> DecisionState | None:
+        """Content hash, source path and chunk ids of a decision, if indexed."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT doc_id, content_hash, source_path FROM decisions WHERE doc_id=?", (doc_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            ids = tuple(r[0] for r in self._conn.execute(
+                "SELECT chunk_id FROM chunks WHERE doc_id=? ORDER BY position", (doc_id,)))
+        return DecisionState(row["doc_id"], row["content_hash"], row["source_path"], ids)
+
+    def doc_with_hash(self, content_hash: str) -> DecisionState | None:
+        """The decision that already has this exact content, if any."""
+        with self._lock:
+            row = self._conn.execute("SELECT doc_id FROM decisions WHERE content_hash=?", (content_hash,)).fetchone()
+        return self.state(row[0]) if row else None
+
+    def all_sources(self) -> list[tuple[str, str]]:
+        """(doc_id, source_path) of every decision."""
+        with self._lock:
+            return [(r[0], r[1]) for r in self._conn.execute("SELECT doc_id, source_path FROM decisions")]
+
+    def chunk_ids(self) -> set[str]:
+        """Every chunk id in the catalog."""
+        with self._lock:
+            return {r[0] for r in self._conn.execute("SELECT chunk_id FROM chunks")}
+
+    def count_chunks(self) -> int:
+        """Number of chunks."""
+        with self._lock:
+            return self._conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+
+    def count_decisions(self) -> int:
+        """Number of decisions."""
+        with self._lock:
+            return self._conn.execute("SELECT count(*) FROM decisions").fetchone()[0]
+
+    def stats(self) -> CatalogStats:
+        """Counts, last finished ingest and the embedding model."""
+        with self._lock:
+            last = self._conn.execute(
+                "SELECT finished_at FROM runs WHERE status='done' ORDER BY id DESC LIMIT 1").fetchone()
+        return CatalogStats(self.count_decisions(), self.count_chunks(), last[0] if last else None,
+                            self.get_meta("embedding_model"))
+
+    def _row_to_chunk(self, row: sqlite3.Row) -> Chunk:
+        meta = json.loads(row["meta"])
+        return Chunk(
+            chunk_id=row["chunk_id"], doc_id=row["doc_id"], case_number=meta.get("case_number"),
+            section=row["section"], paragraphs=tuple(json.loads(row["paragraphs"])), text=row["text"],
+            header=row["header"], position=row["position"], metadata=meta,
+        )
+
+    def get_chunks(self, chunk_ids: Sequence[str]) -> dict[str, Chunk]:
+        """Chunks by id (missing ids are simply absent)."""
+        out: dict[str, Chunk] = {}
+        with self._lock:
+            for start in range(0, len(chunk_ids), 500):
+                part = list(chunk_ids[start:start + 500])
+                marks = ",".join("?" * len(part))
+                for row in self._conn.execute(f"SELECT * FROM chunks WHERE chunk_id IN ({marks})", part):
+                    out[row["chunk_id"]] = self._row_to_chunk(row)
+        return out
+
+    def chunks_of(self, doc_id: str) -> list[Chunk]:
+        """All chunks of one decision in page order."""
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM chunks WHERE doc_id=? ORDER BY position", (doc_id,)).fetchall()
+        return [self._row_to_chunk(r) for r in rows]
+
+    def iter_chunks(self, batch: int = 1000) -> Iterator[Chunk]:
+        """Every chunk, in rowid order, without holding them all in memory."""
+        last = 0
+        while True:
+            with self._lock:
+                rows = self._conn.execute("SELECT * FROM chunks WHERE id > ? ORDER BY id LIMIT ?",
+                                          (last, batch)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield self._row_to_chunk(row)
+            last = rows[-1]["id"]
+
+    def decisions(self, doc_ids: Iterable[str]) -> dict[str, Decision]:
+        """Full decisions by document id."""
+        ids = list(dict.fromkeys(doc_ids))
+        out: dict[str, Decision] = {}
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                part = ids[start:start + 500]
+                marks = ",".join("?" * len(part))
+                for row in self._conn.execute(f"SELECT doc_id, data FROM decisions WHERE doc_id IN ({marks})", part):
+                    out[row[0]] = Decision.from_dict(json.loads(row[1]))
+        return out
+
+    def docs_by_case_number(self, case_numbers: Iterable[str]) -> list[str]:
+        """Document ids of decisions with these case numbers (or document ids), in the order asked."""
+        found: list[str] = []
+        with self._lock:
+            for case in case_numbers:
+                for row in self._conn.execute(
+                        "SELECT doc_id FROM decisions WHERE case_number=? OR doc_id=? ORDER BY doc_id", (case, case)):
+                    if row[0] not in found:
+                        found.append(row[0])
+        return found
+
+    def distinct(self, column: str) -> list[str]:
+        """Distinct non-empty values of authority, category or outcome (for filter choices)."""
+        if column not in {"authority", "category", "outcome", "subcategory"}:
+            raise ValueError(f"not a filterable column: {column}")
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT DISTINCT {column} FROM decisions WHERE {column} IS NOT NULL AND {column} != '' "
+                f"ORDER BY {column}").fetchall()
+        return [r[0] for r in rows]
+
+    def date_range(self) -> tuple[str | None, str | None]:
+        """Earliest and latest decision dates (ISO)."""
+        with self._lock:
+            row = self._conn.execute("SELECT min(decision_date), max(decision_date) FROM decisions").fetchone()
+        return row[0], row[1]
+
+    def filter_sql(self, filters: Filters, alias: str = "d") -> tuple[str, list[Any]]:
+        """SQL condition on the decisions table for these filters (case-insensitive names)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for name in ("authority", "outcome"):
+            value = getattr(filters, name)
+            if value:
+                clauses.append(f"lower({alias}.{name}) = lower(?)")
+                params.append(value)
+        if filters.category:
+            clauses.append(f"(lower({alias}.category) = lower(?) OR lower({alias}.category || ' > ' || "
+                           f"coalesce({alias}.subcategory, '')) = lower(?))")
+            params.extend([filters.category, filters.category])
+        if filters.since:
+            clauses.append(f"{alias}.date_int >= ?")
+            params.append(int(filters.since.strftime("%Y%m%d")))
+        if filters.until:
+            clauses.append(f"{alias}.date_int <= ?")
+            params.append(int(filters.until.strftime("%Y%m%d")))
+        return (" AND ".join(clauses) or "1=1"), params
+
+    def count_matching(self, filters: Filters) -> int:
+        """How many decisions these filters allow."""
+        where, params = self.filter_sql(filters)
+        with self._lock:
+            return self._conn.execute(f"SELECT count(*) FROM decisions d WHERE {where}", params).fetchone()[0]
+
+    def doc_ids_matching(self, filters: Filters) -> list[str]:
+        """Document ids these filters allow."""
+        where, params = self.filter_sql(filters)
+        with self._lock:
+            return [r[0] for r in self._conn.execute(f"SELECT doc_id FROM decisions d WHERE {where}", params)]
+
+    def document_frequency(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many chunks contain each (stemmed) term, from the FTS5 vocabulary."""
+        if not terms:
+            return {}
+        marks = ",".join("?" * len(terms))
+        with self._lock:
+            rows = self._conn.execute(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", list(terms))
+            return {r[0]: r[1] for r in rows}
+
+    def lexical_search(self, terms: Sequence[str], limit: int, filters: Filters | None = None,
+                       header_weight: float = 0.5) -> list[tuple[str, float]]:
+        """BM25 over chunk header and text: [(chunk_id, score)] best first; score is -bm25 (higher is better)."""
+        if not terms:
+            return []
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        where, params = self.filter_sql(filters or Filters())
+        sql = (
+            "SELECT c.chunk_id, bm25(chunks_fts, ?, 1.0) AS s FROM chunks_fts "
+            "JOIN chunks c ON c.id = chunks_fts.rowid "
+            + ("JOIN decisions d ON d.doc_id = c.doc_id " if filters and filters.active else "")
+            + "WHERE chunks_fts MATCH ? "
+            + (f"AND {where} " if filters and filters.active else "")
+            + "ORDER BY s LIMIT ?"
+        )
+        args: list[Any] = [header_weight, match]
+        if filters and filters.active:
+            args.extend(params)
+        args.append(limit)
+        with self._lock:
+            try:
+                rows = self._conn.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as exc:
+                log.warning("lexical search failed for %r: %s", match, exc)
+                return []
+        return [(r[0], -float(r[1])) for r in rows]
+
+    # writes --------------------------------------------------------------------------------------
+    def replace_decisions(self, items: Sequence[tuple[Decision, Sequence[Chunk]]]) -> None:
+        """Insert or replace decisions and all their chunks in one transaction."""
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                for decision, chunks in items:
+                    cur.execute("DELETE FROM chunks WHERE doc_id=?", (decision.doc_id,))
+                    cur.execute("DELETE FROM decisions WHERE doc_id=?", (decision.doc_id,))
+                    d = decision
+                    cur.execute(
+                        "INSERT INTO decisions(doc_id, case_number, authority, category, subcategory, outcome, "
+                        "decision_date, date_int, summary, url, source_path, content_hash, fictional, n_chunks, "
+                        "ingested_at, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (d.doc_id, d.case_number, d.authority, d.category, d.subcategory, d.outcome,
+                         d.decision_date.isoformat() if d.decision_date else None,
+                         int(d.decision_date.strftime("%Y%m%d")) if d.decision_date else None,
+                         d.summary, d.url, d.source_path, d.content_hash, int(d.fictional), len(chunks), now,
+                         json.dumps(d.to_dict(), ensure_ascii=False)),
+                    )
+                    cur.executemany(
+                        "INSERT INTO chunks(chunk_id, doc_id, position, section, paragraphs, header, text, meta) "
+                        "VALUES (?,?,?,?,?,?,?,?)",
+                        [(c.chunk_id, c.doc_id, c.position, c.section, json.dumps(list(c.paragraphs)), c.header,
+                          c.text, json.dumps(c.metadata, ensure_ascii=False)) for c in chunks],
+                    )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+    def update_source(self, doc_id: str, source_path: str) -> None:
+        """Record that a decision's file moved (content unchanged)."""
+        with self._lock:
+            self._conn.execute("UPDATE decisions SET source_path=? WHERE doc_id=?", (source_path, doc_id))
+
+    def delete_decisions(self, doc_ids: Sequence[str]) -> list[str]:
+        """Remove decisions and their chunks in one transaction; returns the chunk ids removed."""
+        removed: list[str] = []
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                for doc_id in doc_ids:
+                    removed.extend(r[0] for r in cur.execute("SELECT chunk_id FROM chunks WHERE doc_id=?", (doc_id,)))
+                    cur.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+                    cur.execute("DELETE FROM decisions WHERE doc_id=?", (doc_id,))
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return removed
+
+    def start_run(self) -> int:
+        """Record the start of an ingest run."""
+        with self._lock:
+            cur = self._conn.execute(
+                "INSERT INTO runs(started_at, status) VALUES (?, 'running')",
+                (dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),))
+            return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, summary: dict[str, Any]) -> None:
+        """Record the end of an ingest run with its summary."""
+        with self._lock:
+            self._conn.execute(
+                "UPDATE runs SET finished_at=?, status='done', summary=? WHERE id=?",
+                (dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), json.dumps(summary), run_id))
+
+    def clear(self) -> None:
+        """Remove every decision and chunk (used by --rebuild)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("DELETE FROM chunks")
+            self._conn.execute("DELETE FROM decisions")
+            self._conn.execute("DELETE FROM meta WHERE key != 'schema_version'")
+            self._conn.execute("COMMIT")

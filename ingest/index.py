@@ -318,6 +318,15 @@ class Indexer:
         pending: list[tuple[Decision, list[Chunk], list[str], str]] = []
         pending_chunks = 0
         seen_docs: dict[str, tuple[str, str]] = {}  # doc_id -> (content_hash, path) in this run
+        seen_hashes: dict[str, tuple[str, str]] = {}  # content_hash -> (doc_id, path) in this run
+
+        def note(d: Decision, path_str: str, doc_id: str | None = None) -> None:
+            # Warnings only for decisions indexed, not for duplicates skipped ("indexed as" would be untrue).
+            doc_id = doc_id or d.doc_id
+            for w in d.warnings:
+                report.warnings.append({"path": path_str, "doc_id": doc_id, "warning": w})
+            if d.case_number is None:
+                report.no_case_number.append({"path": path_str, "doc_id": doc_id})
 
         def flush() -> None:
             nonlocal pending, pending_chunks
@@ -338,10 +347,6 @@ class Indexer:
                 report.failures.append({"path": path_str, "reason": parsed.error or "unknown"})
                 continue
             d = parsed.decision
-            for w in d.warnings:
-                report.warnings.append({"path": path_str, "doc_id": d.doc_id, "warning": w})
-            if d.case_number is None:
-                report.no_case_number.append({"path": path_str, "doc_id": d.doc_id})
             if d.doc_id in seen_docs:
                 first_hash, first_path = seen_docs[d.doc_id]
                 if first_hash == d.content_hash:
@@ -353,7 +358,15 @@ class Indexer:
                         f"case {d.label} is also in {first_path} with different content; kept that one — "
                         "remove or rename one of them")})
                 continue
+            # Same content under another file name earlier in this run (its doc_id, taken from the file
+            # name when there is no case number, differs; the catalog does not hold it yet).
+            if d.content_hash in seen_hashes:
+                first_id, first_path = seen_hashes[d.content_hash]
+                report.duplicate += 1
+                report.duplicates.append({"path": path_str, "duplicate_of": first_path, "doc_id": first_id})
+                continue
             seen_docs[d.doc_id] = (d.content_hash, path_str)
+            seen_hashes[d.content_hash] = (d.doc_id, path_str)
             state = catalog.state(d.doc_id)
             if state and state.content_hash == d.content_hash:
                 if state.source_path != path_str:
@@ -363,13 +376,24 @@ class Indexer:
                                                   "doc_id": d.doc_id})
                         continue
                     catalog.update_source(d.doc_id, path_str)
+                note(d, path_str)
                 report.unchanged += 1
                 continue
             same = catalog.doc_with_hash(d.content_hash)
+            if same and same.doc_id != d.doc_id and (same.source_path == path_str
+                                                     or not Path(same.source_path).exists()):
+                # A file without a case number, renamed or moved: the same decision, which keeps its id;
+                # calling it a duplicate of a file that is gone would let --prune drop the content.
+                if same.source_path != path_str:
+                    catalog.update_source(same.doc_id, path_str)
+                note(d, path_str, same.doc_id)
+                report.unchanged += 1
+                continue
             if same and same.doc_id != d.doc_id:
                 report.duplicate += 1
                 report.duplicates.append({"path": path_str, "duplicate_of": same.source_path, "doc_id": same.doc_id})
                 continue
+            note(d, path_str)
             old_ids = list(state.chunk_ids) if state else []
             pending.append((d, parsed.chunks, old_ids, "updated" if state else "added"))
             pending_chunks += len(parsed.chunks)

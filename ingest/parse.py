@@ -494,14 +494,33 @@ def _doc_id_from_path(path: Path) -> str:
     return stem or "decision"
 
 
+def _drop_preamble(lines: list[Line]) -> list[Line]:
+    """Drop what stands above the title line "Council (NN NNN NNN)" (banners, menus in any wording).
+
+    The header reader stops at the first line it does not recognise, so one unknown banner line above the
+    title would otherwise lose every header field. Header fields and the FICTIONAL mark above it are kept.
+    """
+    for i, line in enumerate(lines):
+        if normalise_key(line.text) in KNOWN_SECTIONS:
+            return lines
+        if _TITLE.match(line.text):
+            keep = [l for l in lines[:i] if _FIELD.match(l.text) or _SUMMARY.match(l.text)
+                    or normalise_key(l.text) == normalise_key(FICTIONAL_MARK)]
+            return keep + lines[i:]
+    return lines
+
+
 def parse_lines(lines: list[Line], source_path: str | Path) -> Decision:
     """Build a Decision from classified lines. Raises ParseError when it is not a decision."""
     path = Path(source_path)
-    kept = [l for l in lines if not (l.kind in ("text", "heading") and is_furniture(l.text))]
+    kept = _drop_preamble([l for l in lines if not (l.kind in ("text", "heading") and is_furniture(l.text))])
     header, start, fictional = _read_header(kept)
     body = kept[start:]
     sections = _build_sections(body)
-    known = [s for s in sections if normalise_key(s.name) in KNOWN_SECTIONS]
+    # Count only headings present in the text: body before any heading goes into a section the parser
+    # itself names "Decision", which must not make any prose look like a decision.
+    known = [l for l in body if (l.kind == "heading" or (l.kind == "text" and l.indent == 0))
+             and normalise_key(l.text) in KNOWN_SECTIONS]
     words = sum(len(p.text.split()) for s in sections for p in s.paragraphs)
     if not known and header.case_number is None:
         raise ParseError(
@@ -585,6 +604,13 @@ def decode_bytes(data: bytes) -> str:
     return text
 
 
+def _size(n: int) -> str:
+    """Bytes for people: "5 MB", "2.9 KB" (a small limit must not read as "0 MB")."""
+    if n >= 1_048_576:
+        return f"{n / 1_048_576:.1f}".removesuffix(".0") + " MB"
+    return f"{n / 1024:.1f}".removesuffix(".0") + " KB"
+
+
 def parse_file(path: str | Path, max_bytes: int = 5 * 1024 * 1024) -> Decision:
     """Read and parse one decision file. Raises ParseError with the reason when it cannot."""
     path = Path(path)
@@ -593,7 +619,7 @@ def parse_file(path: str | Path, max_bytes: int = 5 * 1024 * 1024) -> Decision:
     except OSError as exc:
         raise ParseError(f"cannot read file: {exc.strerror or exc}") from None
     if size > max_bytes:
-        raise ParseError(f"file is {size / 1_048_576:.1f} MB, over the {max_bytes / 1_048_576:.0f} MB limit")
+        raise ParseError(f"file is {_size(size)}, over the {_size(max_bytes)} limit")
     try:
         data = path.read_bytes()
     except OSError as exc:

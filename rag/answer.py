@@ -1,0 +1,385 @@
+"""Answer backends, all producing text whose every claim carries a [case ¶paragraph] citation.
+
+- extractive: no model; the sentences of the retrieved decisions that best answer the question.
+- openai:     any OpenAI-compatible endpoint, through langchain-openai.
+- llamacpp:   a local GGUF through llama-cpp-python (langchain-community's ChatLlamaCpp).
+- fake:       canned replies that record every prompt (tests).
+LangChain (chat models + LCEL) is used only in this module; the rest of the code sees text and Answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+
+from ingest.chunk import get_encoding
+from rag.errors import BackendError, ConfigError
+from rag.prompts import Prompt, load_prompt
+from rag.text import stems
+from rag.types import Decision, Hit, Message
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND = "Not found in the decisions."
+_BOILERPLATE_SECTIONS = ("role and powers", "how i considered", "how we considered", "our role")
+
+
+@dataclass
+class AnswerContext:
+    """Everything a backend may use: the (standalone) question, the hits and their decisions, history."""
+
+    question: str
+    hits: Sequence[Hit]
+    decisions: dict[str, Decision]
+    history: Sequence[Message] = field(default_factory=list)
+
+
+def citation_label(decision: Decision, paragraph: int) -> str:
+    """'[23 009 429 ¶5]' (or '[23 009 429 summary]' for the summary)."""
+    return f"[{decision.label} summary]" if paragraph == 0 else f"[{decision.label} ¶{paragraph}]"
+
+
+def decision_heading(decision: Decision) -> str:
+    """'**Staffordshire County Council — 23 009 429** (23 Oct 2023; Closed after initial enquiries)'."""
+    who = decision.authority or "Council not stated"
+    case = decision.case_number or f"decision {decision.doc_id} (no case number)"
+    date = decision.decision_date.strftime("%d %b %Y").lstrip("0") if decision.decision_date else "date not stated"
+    outcome = decision.outcome or "outcome not stated"
+    return f"**{who} — {case}** ({date}; {outcome})"
+
+
+def hit_paragraphs(hit: Hit, decision: Decision) -> list[tuple[int, str]]:
+    """(number, text) of the paragraphs a hit covers; 0 is the summary."""
+    out = []
+    for n in hit.chunk.paragraphs:
+        if n == 0:
+            if decision.summary:
+                out.append((0, decision.summary))
+        elif (p := decision.paragraph(n)) is not None:
+            out.append((n, p.text))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Extractive
+# ---------------------------------------------------------------------------------------------
+
+_ANAPHORIC = re.compile(r"^(this|that|these|those|it|its|they|their|he|she|his|her|such|if (?:the council|it|they) "
+                        r"refuses|also|however|but|moreover|therefore|so|as a result|in (?:that|this) )\b", re.I)
+_SPLIT = re.compile(r"(?<=[.!?])[\"”’']?\s+(?=[A-Z“‘\"(£0-9])")
+
+
+def sentences_of(text: str) -> list[str]:
+    """Sentences of a paragraph (bullet lines are their own sentences)."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        line = line.strip().lstrip("•").strip()
+        out.extend(s.strip() for s in _SPLIT.split(line) if s.strip())
+    return out
+
+
+@dataclass
+class _Candidate:
+    doc_id: str
+    doc_rank: int
+    paragraph: int
+    order: int
+    text: str
+    stems: set[str]
+    section: str
+    similarity: float
+    previous: str | None = None
+    score: float = 0.0
+
+
+class ExtractiveBackend:
+    """The best sentences of the retrieved decisions, grouped by decision, each with its citation."""
+
+    name = "extractive"
+    model: str | None = None
+    prompt_version: str | None = None
+
+    def __init__(self, max_sentences: int = 6, per_decision: int = 3):
+        self.max_sentences = max_sentences
+        self.per_decision = per_decision
+
+    def select(self, ctx: AnswerContext) -> list[_Candidate]:
+        """Score every sentence of the hit paragraphs against the question; pick the best, diverse ones."""
+        q = stems(ctx.question)
+        doc_rank: dict[str, int] = {}
+        candidates: list[_Candidate] = []
+        seen_paras: set[tuple[str, int]] = set()
+        for hit in ctx.hits:
+            decision = ctx.decisions.get(hit.chunk.doc_id)
+            if decision is None:
+                continue
+            doc_rank.setdefault(decision.doc_id, len(doc_rank))
+            for number, text in hit_paragraphs(hit, decision):
+                if (decision.doc_id, number) in seen_paras:
+                    continue
+                seen_paras.add((decision.doc_id, number))
+                section = "summary" if number == 0 else (decision.section_of(number) or "")
+                sentences = sentences_of(text)
+                for i, sentence in enumerate(sentences):
+                    if len(sentence.split()) < 5:
+                        continue
+                    start = i
+                    while start > 0 and i - start < 2 and _ANAPHORIC.match(sentences[start]):
+                        start -= 1
+                    previous = " ".join(sentences[start:i]) if start < i else None
+                    candidates.append(_Candidate(decision.doc_id, doc_rank[decision.doc_id], number, i, sentence,
+                                                 stems(sentence), section.lower(), hit.dense_similarity or 0.0,
+                                                 previous))
+        if not candidates:
+            return []
+        df: dict[str, int] = {}
+        for c in candidates:
+            for s in c.stems & q:
+                df[s] = df.get(s, 0) + 1
+        n = len(candidates)
+        idf = {t: math.log(1 + n / df.get(t, 0.5)) for t in q}
+        total = sum(idf.values()) or 1.0
+        for c in candidates:
+            overlap = sum(idf[t] for t in c.stems & q) / total
+            mult = 0.35 if any(b in c.section for b in _BOILERPLATE_SECTIONS) else 1.0
+            if len(c.text.split()) > 70:
+                mult *= 0.8
+            c.score = overlap * mult + 0.15 / (1 + c.doc_rank) + 0.1 * max(c.similarity, 0.0)
+
+        chosen: list[_Candidate] = []
+        per_doc: dict[str, int] = {}
+        pool = sorted(candidates, key=lambda c: -c.score)
+        while pool and len(chosen) < self.max_sentences:
+            best = max(pool, key=lambda c: c.score - 0.08 * per_doc.get(c.doc_id, 0))
+            pool.remove(best)
+            if per_doc.get(best.doc_id, 0) >= self.per_decision:
+                continue
+            if best.score <= 0.15 / (1 + best.doc_rank) + 0.1 * max(best.similarity, 0.0) and chosen:
+                continue  # no word of the question in it: only worth showing if nothing else is
+            if any(c.doc_id == best.doc_id and _jaccard(c.stems, best.stems) > 0.7 for c in chosen):
+                continue
+            chosen.append(best)
+            per_doc[best.doc_id] = per_doc.get(best.doc_id, 0) + 1
+        return chosen
+
+    def compose(self, ctx: AnswerContext) -> str:
+        """The answer text: per decision (in rank order) a heading and its chosen sentences with citations."""
+        chosen = self.select(ctx)
+        if not chosen:
+            return ""
+        blocks = []
+        for doc_id in sorted({c.doc_id for c in chosen}, key=lambda d: min(c.doc_rank for c in chosen
+                                                                            if c.doc_id == d)):
+            decision = ctx.decisions[doc_id]
+            lines = [decision_heading(decision)]
+            picked = sorted((c for c in chosen if c.doc_id == doc_id), key=lambda c: (c.paragraph, c.order))
+            shown = {(c.paragraph, c.text) for c in picked}
+            for c in picked:
+                # A sentence that leans on the one before ("If the Council refuses to do so...") gets it back.
+                lead = f"{c.previous} " if c.previous and (c.paragraph, c.previous) not in shown else ""
+                if lead:
+                    shown.add((c.paragraph, c.previous))
+                lines.append(f"- {lead}{c.text} {citation_label(decision, c.paragraph)}")
+            blocks.append("\n".join(lines))
+        return "\n\n".join(blocks)
+
+    def stream(self, ctx: AnswerContext) -> Iterator[str]:
+        """Yield the answer line by line."""
+        text = self.compose(ctx)
+        for line in text.splitlines(keepends=True):
+            yield line
+
+    def condense(self, question: str, history: Sequence[Message]) -> str | None:
+        """Extractive mode has no model: the analyser carries the previous question's terms over."""
+        return None
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# LLM backends (LangChain chat models + LCEL)
+# ---------------------------------------------------------------------------------------------
+
+class FakeChatModel(BaseChatModel):
+    """Test double: replies from a queue of canned texts (streamed word by word) and records every prompt."""
+
+    responses: list[str]
+    prompts: list[list[BaseMessage]] = []
+    index: int = 0
+
+    @property
+    def _llm_type(self) -> str:
+        return "fake-recording"
+
+    def _next(self, messages: list[BaseMessage]) -> str:
+        self.prompts.append(list(messages))
+        if not self.responses:
+            raise BackendError("fake model has no canned replies")
+        reply = self.responses[min(self.index, len(self.responses) - 1)]
+        self.index += 1
+        return reply
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self._next(messages)))])
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        reply = self._next(messages)
+        for piece in re.findall(r"\S+\s*|\s+", reply):
+            yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+
+
+class ChatBackend:
+    """An LLM answer backend: prompt from prompts/ | chat model | text, with a token budget."""
+
+    def __init__(self, name: str, chat_model: BaseChatModel, prompt: Prompt, condense_prompt: Prompt,
+                 context_window: int, max_tokens: int, encoding: str, model_label: str | None):
+        self.name = name
+        self.chat_model = chat_model
+        self.prompt = prompt
+        self.condense_prompt = condense_prompt
+        self.context_window = context_window
+        self.max_tokens = max_tokens
+        self.model = model_label
+        self.prompt_version = prompt.version
+        self._enc = get_encoding(encoding)
+        self.chain = (
+            ChatPromptTemplate.from_messages([("system", prompt.system), MessagesPlaceholder("history"),
+                                              ("human", prompt.user)])
+            | chat_model | StrOutputParser()
+        )
+        self.condense_chain = (
+            ChatPromptTemplate.from_messages([("system", condense_prompt.system), ("human", condense_prompt.user)])
+            | chat_model | StrOutputParser()
+        )
+        self.last_context: str = ""
+
+    def tokens(self, text: str) -> int:
+        """Token count (tiktoken; a model's own tokenizer differs a little, hence the safety margin)."""
+        return len(self._enc.encode(text, disallowed_special=()))
+
+    def build_context(self, ctx: AnswerContext, budget: int) -> str:
+        """Paragraphs of the hits, each labelled with its citation, until the budget is used."""
+        parts: list[str] = []
+        used = 0
+        seen: set[tuple[str, int]] = set()
+        for hit in ctx.hits:
+            decision = ctx.decisions.get(hit.chunk.doc_id)
+            if decision is None:
+                continue
+            date = decision.decision_date.isoformat() if decision.decision_date else "date not stated"
+            about = f"({decision.authority or 'council not stated'}, {date}, {decision.outcome or 'outcome not stated'})"
+            for number, text in hit_paragraphs(hit, decision):
+                if (decision.doc_id, number) in seen:
+                    continue
+                seen.add((decision.doc_id, number))
+                block = f"{citation_label(decision, number)} {about} {text}"
+                n = self.tokens(block) + 2
+                if used + n > budget:
+                    if not parts and budget > 50:  # at least part of the best paragraph
+                        ids = self._enc.encode(block, disallowed_special=())[: max(budget - 2, 0)]
+                        parts.append(self._enc.decode(ids))
+                    return "\n\n".join(parts)
+                parts.append(block)
+                used += n
+        return "\n\n".join(parts)
+
+    def _history_messages(self, history: Sequence[Message], budget: int) -> list[BaseMessage]:
+        out: list[BaseMessage] = []
+        used = 0
+        for m in reversed(list(history)[-6:]):
+            n = self.tokens(m.content)
+            if used + n > budget:
+                break
+            out.insert(0, HumanMessage(m.content) if m.role == "user" else AIMessage(m.content))
+            used += n
+        return out
+
+    def inputs(self, ctx: AnswerContext) -> dict[str, Any]:
+        """The chain's inputs, with context and history cut to fit the model's window."""
+        fixed = self.tokens(self.prompt.system) + self.tokens(self.prompt.user) + self.tokens(ctx.question)
+        room = int((self.context_window - self.max_tokens - fixed) * 0.85) - 32
+        history = self._history_messages(ctx.history, max(room // 4, 0))
+        room -= sum(self.tokens(str(m.content)) for m in history)
+        if room < 64:
+            raise ConfigError(
+                f"llm_context_window={self.context_window} leaves no room for context after the prompt, question "
+                f"and llm_max_tokens={self.max_tokens}: raise the window or lower max tokens."
+            )
+        context = self.build_context(ctx, room)
+        self.last_context = context
+        return {"context": context, "question": ctx.question, "history": history}
+
+    def stream(self, ctx: AnswerContext) -> Iterator[str]:
+        """Stream the model's answer as text pieces."""
+        inputs = self.inputs(ctx)
+        try:
+            yield from self.chain.stream(inputs)
+        except (ConfigError, BackendError):
+            raise
+        except Exception as exc:  # network errors, timeouts, model errors: the assistant falls back
+            raise BackendError(f"{self.name} backend failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
+
+    def condense(self, question: str, history: Sequence[Message]) -> str | None:
+        """Rewrite a follow-up into a standalone question with the condense prompt."""
+        convo = "\n".join(f"{m.role}: {m.content[:600]}" for m in list(history)[-4:])
+        try:
+            text = self.condense_chain.invoke({"history": convo, "question": question})
+        except Exception as exc:  # a failed rewrite must not fail the question: fall back to carrying terms
+            log.warning("condense step failed (%s); carrying the previous question over instead", exc)
+            return None
+        text = text.strip().splitlines()[0].strip() if text.strip() else ""
+        return text if 3 <= len(text) <= 500 else None
+
+
+def make_backend(settings: Any, chat_model: BaseChatModel | None = None) -> ExtractiveBackend | ChatBackend:
+    """The answer backend the settings ask for (chat_model overrides the model for tests)."""
+    if settings.llm == "extractive" and chat_model is None:
+        return ExtractiveBackend(settings.answer_sentences)
+    prompt = load_prompt("answer", settings.prompt_dir)
+    condense = load_prompt("condense", settings.prompt_dir)
+    label: str | None
+    if chat_model is not None:
+        model, label = chat_model, getattr(chat_model, "_llm_type", "custom")
+    elif settings.llm == "openai":
+        from langchain_openai import ChatOpenAI
+
+        model = ChatOpenAI(base_url=settings.openai_base_url, api_key=settings.openai_api_key.get_secret_value(),
+                           model=settings.openai_model, temperature=settings.llm_temperature,
+                           max_tokens=settings.llm_max_tokens, timeout=settings.llm_timeout_s,
+                           max_retries=settings.llm_max_retries, streaming=True)
+        label = settings.openai_model
+    elif settings.llm == "llamacpp":
+        path = settings.resolved_llamacpp_model()
+        try:
+            from langchain_community.chat_models import ChatLlamaCpp
+        except ImportError:
+            raise ConfigError("llm=llamacpp needs the llm extra: pip install -e '.[llm]'") from None
+        try:
+            model = ChatLlamaCpp(model_path=str(path), n_ctx=settings.llm_context_window,
+                                 max_tokens=settings.llm_max_tokens, temperature=settings.llm_temperature,
+                                 n_threads=settings.llm_threads, n_batch=512, verbose=False, streaming=True,
+                                 seed=42, repeat_penalty=1.15)
+        except Exception as exc:  # llama.cpp load errors (bad file, unsupported arch)
+            raise ConfigError(f"Could not load the GGUF model {path}: {exc}") from None
+        label = path.name
+    elif settings.llm == "fake":
+        model, label = FakeChatModel(responses=[NOT_FOUND]), "fake"
+    else:
+        raise ConfigError(f"llm={settings.llm!r}: choose extractive, openai, llamacpp or fake")
+    return ChatBackend(settings.llm if chat_model is None else "fake", model, prompt, condense,
+                       settings.llm_context_window, settings.llm_max_tokens, settings.token_encoding, label)

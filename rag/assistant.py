@@ -1,0 +1,290 @@
+"""Assistant: the one entry point the chat UI, the CLI, the evaluation and notebooks all call."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from ingest.index import Index, open_index
+from rag.answer import NOT_FOUND, AnswerContext, ChatBackend, ExtractiveBackend, make_backend
+from rag.cite import CitationVerifier, StreamingVerifier, mark_uncited_sentences
+from rag.errors import BackendError, ConfigError
+from rag.query import QueryAnalyser, coerce_history
+from rag.retrieve import HybridRetriever, Retrieval, RetrievalConfig
+from rag.settings import Settings, apply_offline_environment, load_settings
+from rag.types import Answer, Citation, Decision, Filters, Query
+
+log = logging.getLogger(__name__)
+
+ABSTAIN_TEXT = "The indexed decisions don't answer this question."
+
+# Decisions describe single complaints; they hold no counts or rates, so such questions cannot be answered.
+STATISTICS_QUESTION = re.compile(
+    r"\b(how many|what (?:number|percentage|proportion|share|fraction) of|statistics|league table)\b.*"
+    r"\b(issued?|received?|made|handled|upheld|per (?:year|month)|each (?:year|month)|last (?:year|month)|"
+    r"in total|altogether|this year|nationally|complaints|fines|councils)\b", re.I)
+
+
+def evidence_score(retrieval: Retrieval) -> float:
+    """How strongly the retrieved decisions bear on the question: similarity + half the word coverage.
+
+    Lexical-only retrieval has no similarity, and then the coverage alone is the evidence.
+    """
+    if retrieval.max_similarity is None:
+        return retrieval.coverage
+    return retrieval.max_similarity + 0.5 * retrieval.coverage
+
+
+def _short(text: str | None, limit: int = 220) -> str:
+    if not text:
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+class Assistant:
+    """Answers questions from the indexed decisions, with verified citations.
+
+    Example:
+        >>> from rag import Assistant
+        >>> a = Assistant.from_settings()                       # doctest: +SKIP
+        >>> ans = a.ask("When does the ICO handle rectification?")  # doctest: +SKIP
+        >>> ans.cited_labels                                    # doctest: +SKIP
+        ['23 009 429', '002_7d099216e168a9a0']
+    """
+
+    def __init__(self, settings: Settings, index: Index, backend: ExtractiveBackend | ChatBackend | None = None,
+                 reranker: Any = None):
+        self.settings = settings
+        self.index = index
+        self.backend = backend or make_backend(settings)
+        self.extractive = ExtractiveBackend(settings.answer_sentences)
+        cat = index.catalog
+        self._choices_lock = threading.Lock()
+        self._choices: dict[str, list[str]] = {}
+        self.analyser = QueryAnalyser(lambda: self.choices("authority"), lambda: self.choices("category"),
+                                      lambda: self.choices("outcome"), settings.max_question_chars,
+                                      settings.infer_authority_filter)
+        if reranker is None and settings.reranker_path:
+            reranker = load_cross_encoder(settings.reranker_path)
+        self.retriever = HybridRetriever(cat, index.store, index.embedder, RetrievalConfig.from_settings(settings),
+                                         reranker)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, *, backend: Any = None, reranker: Any = None,
+                      **overrides: Any) -> Assistant:
+        """Open the configured index and answer backend. Keyword overrides win over the environment.
+
+        Example:
+            >>> a = Assistant.from_settings(index_dir="data/index", llm="extractive")  # doctest: +SKIP
+        """
+        apply_offline_environment()
+        settings = settings or load_settings(**overrides)
+        index = open_index(settings, write=False, create=False)
+        try:
+            return cls(settings, index, backend=backend, reranker=reranker)
+        except BaseException:
+            index.close()
+            raise
+
+    def close(self) -> None:
+        """Release the index."""
+        self.index.close()
+
+    def __enter__(self) -> Assistant:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # information -------------------------------------------------------------------------------
+    def choices(self, column: str) -> list[str]:
+        """Distinct councils / categories / outcomes in the index (cached until refresh())."""
+        with self._choices_lock:
+            if column not in self._choices:
+                self._choices[column] = self.index.catalog.distinct(column)
+            return self._choices[column]
+
+    def refresh(self) -> None:
+        """Forget cached filter choices (after an ingest)."""
+        with self._choices_lock:
+            self._choices.clear()
+
+    def status(self) -> dict[str, Any]:
+        """Index status for the UI and CLI."""
+        stats = self.index.catalog.stats()
+        return {"decisions": stats.decisions, "chunks": stats.chunks, "last_ingest": stats.last_ingest,
+                "embedding_model": self.settings.embedding_model, "backend": self.backend.name,
+                "model": self.backend.model, "index": self.index.location}
+
+    # asking ------------------------------------------------------------------------------------
+    def ask(self, question: str, filters: Filters | Mapping[str, Any] | None = None,
+            history: Sequence[Any] | None = None, k: int | None = None) -> Answer:
+        """Answer a question. Filters: Filters or a dict (authority, category, outcome, since, until).
+
+        Example:
+            >>> ans = a.ask("Did the council pay anything?", filters={"authority": "Staffordshire County Council"})  # doctest: +SKIP
+            >>> ans.abstained, [c.label for c in ans.citations][:2]  # doctest: +SKIP
+        """
+        answer: Answer | None = None
+        for item in self.stream(question, filters, history, k):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None
+        return answer
+
+    def stream(self, question: str, filters: Filters | Mapping[str, Any] | None = None,
+               history: Sequence[Any] | None = None, k: int | None = None) -> Iterator[str | Answer]:
+        """Yield verified answer text as it is produced, then the final Answer."""
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        if not isinstance(filters, Filters):
+            filters = Filters.from_dict(dict(filters) if filters else None)
+        messages = coerce_history(history)
+        rewrite = self.backend.condense if isinstance(self.backend, ChatBackend) and messages else None
+        t = time.perf_counter()
+        query = self.analyser.analyse(question, filters, messages, rewrite=rewrite)
+        timings["analyse_ms"] = (time.perf_counter() - t) * 1000
+        retrieval = self.retriever.retrieve(query, k)
+        timings.update(retrieval.timings_ms)
+        notes: list[str] = []
+        if query.inferred_filters:
+            notes.append(f"Filtered to {query.filters.describe()} (taken from your question).")
+        if retrieval.missing_cases:
+            notes.append("Not in the index: case " + ", ".join(retrieval.missing_cases) + ".")
+
+        def finish(text: str, abstained: bool, citations: Sequence[Citation], backend: str, model: str | None,
+                   prompt_version: str | None, fabricated: int = 0, corrected: int = 0, uncited: int = 0,
+                   fabricated_before: int = 0) -> Answer:
+            timings["total_ms"] = (time.perf_counter() - started) * 1000
+            return Answer(text=text, abstained=abstained, citations=tuple(citations), sources=tuple(retrieval.hits),
+                          filters_applied=query.filters, fabricated_citations_removed=fabricated, backend=backend,
+                          model=model, prompt_version=prompt_version, timings_ms=dict(timings), question=question,
+                          standalone_question=query.standalone, notes=tuple(notes), uncited_sentences=uncited,
+                          paragraphs_corrected=corrected, fabricated_before_verification=fabricated_before,
+                          inferred_filters=query.inferred_filters)
+
+        prefix = "".join(f"_{n}_\n\n" for n in notes)
+        if retrieval.filters_match_nothing:
+            text = (f"No indexed decisions match the filters ({query.filters.describe()}), so nothing was searched. "
+                    "Change or remove a filter to search more widely.")
+            yield prefix + text
+            yield finish(prefix + text, True, [], self.backend.name, self.backend.model, self.backend.prompt_version)
+            return
+
+        decisions = self.index.catalog.decisions([h.chunk.doc_id for h in retrieval.hits])
+        if self._weak(query, retrieval):
+            text = prefix + self._abstain_text(retrieval, decisions)
+            yield text
+            yield finish(text, True, [], self.backend.name, self.backend.model, self.backend.prompt_version)
+            return
+
+        ctx = AnswerContext(query.standalone, retrieval.hits, decisions, messages)
+        verifier = CitationVerifier(decisions)
+        backend = self.backend
+        if prefix:
+            yield prefix
+        t = time.perf_counter()
+        streamer = StreamingVerifier(verifier)
+        pieces: list[str] = []
+        failure: str | None = None
+        try:
+            for token in backend.stream(ctx):
+                for ready in streamer.feed(token):
+                    pieces.append(ready)
+                    yield ready
+            for ready in streamer.finish():
+                pieces.append(ready)
+                yield ready
+        except BackendError as exc:
+            log.warning("answer backend failed, falling back to extractive: %s", exc)
+            failure = f"The {backend.name} model failed ({_short(str(exc), 120)}); showing the relevant passages instead."
+        timings["generation_ms"] = (time.perf_counter() - t) * 1000
+        fabricated = sum(v.fabricated_removed for v in streamer.released)
+        corrected = sum(v.paragraphs_corrected for v in streamer.released)
+        valid = sum(v.valid_citations for v in streamer.released)
+        raw_text = "".join(pieces).strip()
+
+        if failure is None and isinstance(backend, ChatBackend) and NOT_FOUND.lower().rstrip(".") in \
+                streamer.raw.lower():
+            text = prefix + self._abstain_text(retrieval, decisions, said_by_model=True)
+            yield "\n\n" + text[len(prefix):] if pieces else text
+            yield finish(text, True, [], backend.name, backend.model, backend.prompt_version, fabricated, corrected,
+                         fabricated_before=fabricated)
+            return
+        if failure is not None or (valid == 0 and isinstance(backend, ChatBackend)):
+            note = failure or ("The model's answer had no citation that could be checked against the decisions, "
+                               "so the relevant passages are shown instead.")
+            extract = self.extractive.compose(ctx)
+            v = verifier.verify(extract)
+            text = prefix + f"_{note}_\n\n" + v.text
+            yield "\n\n" + f"_{note}_\n\n" + v.text
+            notes.append(note)
+            yield finish(text, False, _dedupe(v.citations), "extractive", None, None, fabricated, corrected,
+                         v.uncited_sentences, fabricated_before=fabricated)
+            return
+
+        final = verifier.verify(raw_text, mark_uncited=False)
+        marked, uncited = mark_uncited_sentences(final.text)
+        yield finish(prefix + marked, False, _dedupe(final.citations), backend.name, backend.model,
+                     backend.prompt_version, fabricated + final.fabricated_removed, corrected, uncited,
+                     fabricated_before=fabricated)
+
+    # helpers -----------------------------------------------------------------------------------
+    def _weak(self, query: Query, retrieval: Retrieval) -> bool:
+        """Too little evidence to answer: nothing found, a statistics question, or meaning and words both weak."""
+        if retrieval.looked_up:
+            return False
+        if not retrieval.hits or (query.case_numbers and retrieval.missing_cases):
+            return True
+        if STATISTICS_QUESTION.search(query.text):
+            return True
+        return evidence_score(retrieval) < (self.settings.abstain_min_coverage if retrieval.max_similarity is None
+                                            else self.settings.abstain_threshold)
+
+    def _abstain_text(self, retrieval: Retrieval, decisions: Mapping[str, Decision],
+                      said_by_model: bool = False) -> str:
+        lead = ABSTAIN_TEXT + (" (The model found no answer in the retrieved passages.)" if said_by_model else "")
+        nearest = []
+        for doc_id in retrieval.ranked_docs[:3]:
+            d = decisions.get(doc_id) or self.index.catalog.decisions([doc_id]).get(doc_id)
+            if d is None:
+                continue
+            date = d.decision_date.strftime("%d %b %Y").lstrip("0") if d.decision_date else "date not stated"
+            nearest.append(f"- {d.label} — {d.authority or 'council not stated'}, {date}, "
+                           f"{d.outcome or 'outcome not stated'}: {_short(d.summary)}")
+        if not nearest:
+            return lead
+        return lead + "\n\nNearest decisions (may be related):\n" + "\n".join(nearest)
+
+
+def _dedupe(citations: Sequence[Citation]) -> list[Citation]:
+    seen: set[tuple[str, int | None]] = set()
+    out = []
+    for c in citations:
+        key = (c.doc_id, c.paragraph)
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+def load_cross_encoder(path: Any) -> Any:
+    """A sentence-transformers CrossEncoder from a local folder, as a (question, passages) -> scores function."""
+    from pathlib import Path
+
+    folder = Path(path)
+    if not folder.exists():
+        raise ConfigError(f"reranker_path={str(folder)!r} does not exist: point it at a local CrossEncoder folder.")
+    from sentence_transformers import CrossEncoder
+
+    model = CrossEncoder(str(folder), device="cpu")
+
+    def score(question: str, passages: Sequence[str]) -> list[float]:
+        return [float(x) for x in model.predict([(question, p) for p in passages])]
+
+    return score

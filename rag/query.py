@@ -1,0 +1,164 @@
+"""Question analysis: validation, case numbers, filters (given and inferred), follow-up rewriting."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+
+from rag.casenum import find_case_numbers
+from rag.errors import QuestionError
+from rag.types import Filters, Message, Query
+
+# Words that say nothing about which council is meant.
+_GENERIC_AUTHORITY_WORDS = {
+    "council", "county", "city", "borough", "district", "metropolitan", "unitary", "london", "royal", "of", "the",
+    "and", "ltd", "limited", "care", "homes", "services", "group", "plc", "llp", "authority", "corporation",
+}
+_FOLLOW_UP_START = re.compile(
+    r"^(and|but|so|also|what about|how about|and what about|what of|same for|in|for|did they|did it|do they|was it|"
+    r"were they|what did they|what else|why|how much|how long|which|who)\b", re.I)
+_PRONOUNS = re.compile(r"\b(they|them|their|it|its|that|this|those|these|he|she|her|his|the council|the decision)\b",
+                       re.I)
+
+
+def clean_question(text: str, max_chars: int) -> str:
+    """Strip control characters and surrounding space; refuse empty or over-long questions."""
+    if text is None:
+        raise QuestionError("Please type a question.")
+    if len(text) > max_chars:
+        raise QuestionError(
+            f"The question is {len(text):,} characters long; the limit is {max_chars:,}. "
+            "Shorten it to the point you want answered."
+        )
+    cleaned = "".join(ch if ch in "\n\t" or unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    cleaned = re.sub(r"\s+", " ", cleaned).strip()
+    if not cleaned:
+        raise QuestionError("Please type a question (it was empty).")
+    if not re.search(r"\w", cleaned):
+        raise QuestionError("The question has no words in it; please type a question.")
+    return cleaned
+
+
+def distinctive_name(authority: str) -> str:
+    """'Hampshire County Council' -> 'hampshire': the part of a name people actually say."""
+    words = [w for w in re.findall(r"[\w']+", authority.lower()) if w not in _GENERIC_AUTHORITY_WORDS]
+    return " ".join(words)
+
+
+def find_authorities(text: str, authorities: Sequence[str]) -> list[str]:
+    """Authorities named in text, by full name or by their distinctive part as whole words."""
+    lowered = " " + re.sub(r"[^\w']+", " ", text.lower()) + " "
+    found = []
+    for name in authorities:
+        full = " " + re.sub(r"[^\w']+", " ", name.lower()).strip() + " "
+        short = distinctive_name(name)
+        if full in lowered or (short and f" {short} " in lowered):
+            found.append(name)
+    return found
+
+
+def resolve_value(value: str | None, choices: Sequence[str], allow_partial: bool = True) -> str | None:
+    """Map a filter value onto the catalog's spelling (case-insensitive; unique partial match allowed)."""
+    if not value:
+        return value
+    low = value.strip().lower()
+    for choice in choices:
+        if choice.lower() == low:
+            return choice
+    if allow_partial:
+        partial = [c for c in choices if low in c.lower() or (distinctive_name(c) and distinctive_name(c) == low)]
+        if len(partial) == 1:
+            return partial[0]
+    return value.strip()
+
+
+def is_follow_up(question: str) -> bool:
+    """Elliptical questions that only make sense with the previous turn ("What about Hampshire?")."""
+    words = re.findall(r"\w+", question)
+    if len(words) <= 3:
+        return True
+    if _FOLLOW_UP_START.match(question.strip()) and len(words) <= 10:
+        return True
+    return len(words) <= 8 and bool(_PRONOUNS.search(question))
+
+
+def previous_question(history: Sequence[Message] | None) -> str | None:
+    """The most recent user turn in history."""
+    for message in reversed(history or []):
+        if message.role == "user" and message.content.strip():
+            return message.content.strip()
+    return None
+
+
+def coerce_history(history: Sequence[object] | None) -> list[Message]:
+    """Accept Message objects, {"role","content"} dicts or (user, assistant) pairs."""
+    out: list[Message] = []
+    for item in history or []:
+        if isinstance(item, Message):
+            out.append(item)
+        elif isinstance(item, dict) and "role" in item:
+            content = item.get("content")
+            if isinstance(content, list):  # Gradio may send content parts
+                content = " ".join(str(p.get("text", "")) if isinstance(p, dict) else str(p) for p in content)
+            if item["role"] in ("user", "assistant") and content:
+                out.append(Message(item["role"], str(content)))
+        elif isinstance(item, (list, tuple)) and len(item) == 2:
+            if item[0]:
+                out.append(Message("user", str(item[0])))
+            if item[1]:
+                out.append(Message("assistant", str(item[1])))
+    return out
+
+
+class QueryAnalyser:
+    """Turns a raw question (+ filters, + history) into a Query."""
+
+    def __init__(self, authorities: Callable[[], Sequence[str]], categories: Callable[[], Sequence[str]],
+                 outcomes: Callable[[], Sequence[str]], max_chars: int = 2000, infer_authority: bool = True):
+        self._authorities = authorities
+        self._categories = categories
+        self._outcomes = outcomes
+        self.max_chars = max_chars
+        self.infer_authority = infer_authority
+
+    def canonical_filters(self, filters: Filters) -> Filters:
+        """Filters with names spelled as the catalog spells them (unknown names kept, and will match nothing)."""
+        return dataclasses.replace(
+            filters,
+            authority=resolve_value(filters.authority, self._authorities()),
+            category=resolve_value(filters.category, self._categories(), allow_partial=False)
+            if filters.category and ">" not in filters.category else filters.category,
+            outcome=resolve_value(filters.outcome, self._outcomes(), allow_partial=False),
+        )
+
+    def analyse(self, question: str, filters: Filters | None = None, history: Sequence[Message] | None = None,
+                rewrite: Callable[[str, Sequence[Message]], str] | None = None) -> Query:
+        """Validate and analyse a question; `rewrite` is the LLM condense step (None: carry terms over)."""
+        text = clean_question(question, self.max_chars)
+        filters = self.canonical_filters(filters or Filters())
+        history = list(history or [])
+        standalone = text
+        previous = previous_question(history)
+        carried_cases: list[str] = []
+        inferred: list[str] = []
+        if previous and is_follow_up(text):
+            if rewrite is not None:
+                standalone = rewrite(text, history) or text
+            else:
+                standalone = f"{previous} {text}"
+            if not find_case_numbers(text):
+                carried_cases = find_case_numbers(previous)
+        cases = find_case_numbers(text) or carried_cases
+        if self.infer_authority and filters.authority is None:
+            named = find_authorities(text, self._authorities())
+            if not named and previous and standalone != text:
+                named = find_authorities(previous, self._authorities())
+            distinct = {distinctive_name(n) for n in named}
+            if len(distinct) == 1 and len(named) >= 1 and not cases:
+                if len(named) == 1:
+                    filters = dataclasses.replace(filters, authority=named[0])
+                    inferred.append("authority")
+        return Query(text=text, standalone=standalone, case_numbers=tuple(cases), filters=filters,
+                     inferred_filters=tuple(inferred))

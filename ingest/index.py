@@ -259,7 +259,9 @@ class Indexer:
     # parsing (overlapped with embedding) ---------------------------------------------------------
     def _parse(self, path: Path) -> _Parsed:
         try:
-            decision = parse_file(path, self.max_bytes)
+            # Absolute, as the run compares it: a relative path would not match on the next run (5 unchanged
+            # files reported as duplicates) and --prune would depend on the working directory.
+            decision = parse_file(path.resolve(), self.max_bytes)
         except ParseError as exc:
             return _Parsed(path, None, [], str(exc))
         except Exception as exc:  # a parser bug must not stop the whole ingest; the file is listed as failed

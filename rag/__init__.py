@@ -6,17 +6,35 @@ Example:
     >>> ans = a.ask("When does the ICO handle rectification?")      # doctest: +SKIP
     >>> print(ans.text)                                             # doctest: +SKIP
     >>> [c.label for c in ans.citations]                            # doctest: +SKIP
-    ['23 009 429 ¶7', ...]
+    ['24 005 748 ¶8', '002_7d099216e168a9a0 ¶12', '23 009 429 ¶7', ...]
+
+Names are imported lazily so that `import rag.types` (used by the ingest package) stays light.
 """
 
-from rag.assistant import Assistant
-from rag.errors import (BackendError, ConfigError, IndexBusyError, IndexMismatchError, IndexStateError, OmbudsError,
-                        ParseError, QuestionError)
-from rag.settings import Settings, load_settings
-from rag.types import Answer, Chunk, Citation, Decision, Filters, Hit, Message
+from __future__ import annotations
 
-__all__ = [
-    "Answer", "Assistant", "BackendError", "Chunk", "Citation", "ConfigError", "Decision", "Filters", "Hit",
-    "IndexBusyError", "IndexMismatchError", "IndexStateError", "Message", "OmbudsError", "ParseError",
-    "QuestionError", "Settings", "load_settings",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Assistant": "rag.assistant",
+    "Answer": "rag.types", "Chunk": "rag.types", "Citation": "rag.types", "Decision": "rag.types",
+    "Filters": "rag.types", "Hit": "rag.types", "Message": "rag.types",
+    "Settings": "rag.settings", "load_settings": "rag.settings",
+    "BackendError": "rag.errors", "ConfigError": "rag.errors", "IndexBusyError": "rag.errors",
+    "IndexMismatchError": "rag.errors", "IndexStateError": "rag.errors", "OmbudsError": "rag.errors",
+    "ParseError": "rag.errors", "QuestionError": "rag.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rag' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

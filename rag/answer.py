@@ -43,6 +43,7 @@ class AnswerContext:
     hits: Sequence[Hit]
     decisions: dict[str, Decision]
     history: Sequence[Message] = field(default_factory=list)
+    sentence_similarity: dict[str, float] = field(default_factory=dict)
 
 
 def citation_label(decision: Decision, paragraph: int) -> str:
@@ -89,6 +90,43 @@ def sentences_of(text: str) -> list[str]:
     return out
 
 
+_INTENTS = {
+    "money": re.compile(r"\b(how much|pay|paid|payment|compensat\w*|remed\w*|refund\w*|award\w*|money|£)", re.I),
+    "time": re.compile(r"\b(how long|how late|how often|when|by when|deadline|delay\w*|late|weeks?|months?|days?)\b",
+                       re.I),
+    "reason": re.compile(r"\b(why|reason|because|grounds)\b", re.I),
+    "action": re.compile(r"\b(agree\w*|action|recommend\w*|put right|do next|remedy|improve\w*)\b", re.I),
+    "outcome": re.compile(r"\b(outcome|decide\w*|upheld|fault|find|found|conclu\w*|result)\b", re.I),
+}
+_MONEY = re.compile(r"£\s?\d")
+_DURATION = re.compile(r"\b(\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty)\s+"
+                       r"(working\s+|calendar\s+|school\s+)?(days?|weeks?|months?|years?|terms?)\b"
+                       r"|\b\d{1,2}\s+(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\w*\s+\d{4}\b", re.I)
+_REASON = re.compile(r"\b(because|due to|as a result|so that|therefore|this is fault|was at fault|not at fault)\b",
+                     re.I)
+
+
+def question_intents(question: str) -> set[str]:
+    """What kind of fact the question wants: money, time, reason, action, outcome."""
+    return {name for name, pattern in _INTENTS.items() if pattern.search(question)}
+
+
+def intent_bonus(intents: set[str], sentence: str, section: str) -> float:
+    """Extra score for sentences carrying the kind of fact the question asks for."""
+    bonus = 0.0
+    if "money" in intents and _MONEY.search(sentence):
+        bonus += 0.3
+    if "time" in intents and _DURATION.search(sentence):
+        bonus += 0.15
+    if "reason" in intents and _REASON.search(sentence):
+        bonus += 0.12
+    if "action" in intents and any(k in section for k in ("action", "recommend", "remedy")):
+        bonus += 0.15
+    if "outcome" in intents and ("final decision" in section or "summary" in section or "conclu" in section):
+        bonus += 0.08
+    return bonus
+
+
 @dataclass
 class _Candidate:
     doc_id: str
@@ -100,6 +138,8 @@ class _Candidate:
     section: str
     similarity: float
     previous: str | None = None
+    in_hit: bool = False
+    prior: float = 0.0
     score: float = 0.0
 
 
@@ -110,25 +150,33 @@ class ExtractiveBackend:
     model: str | None = None
     prompt_version: str | None = None
 
-    def __init__(self, max_sentences: int = 6, per_decision: int = 3):
+    def __init__(self, max_sentences: int = 6, per_decision: int = 3, whole_decisions: int = 3):
         self.max_sentences = max_sentences
         self.per_decision = per_decision
+        self.whole_decisions = whole_decisions
 
-    def select(self, ctx: AnswerContext) -> list[_Candidate]:
-        """Score every sentence of the hit paragraphs against the question; pick the best, diverse ones."""
-        q = stems(ctx.question)
-        doc_rank: dict[str, int] = {}
-        candidates: list[_Candidate] = []
-        seen_paras: set[tuple[str, int]] = set()
+    def _candidates(self, ctx: AnswerContext) -> list[_Candidate]:
+        """Sentences to choose from: every paragraph of the top decisions, the hit paragraphs of the rest."""
+        doc_order: list[str] = []
+        hit_paras: dict[str, set[int]] = {}
+        similarity: dict[str, float] = {}
         for hit in ctx.hits:
-            decision = ctx.decisions.get(hit.chunk.doc_id)
-            if decision is None:
+            doc = hit.chunk.doc_id
+            if doc not in ctx.decisions:
                 continue
-            doc_rank.setdefault(decision.doc_id, len(doc_rank))
-            for number, text in hit_paragraphs(hit, decision):
-                if (decision.doc_id, number) in seen_paras:
-                    continue
-                seen_paras.add((decision.doc_id, number))
+            if doc not in hit_paras:
+                doc_order.append(doc)
+                hit_paras[doc] = set()
+            hit_paras[doc].update(hit.chunk.paragraphs)
+            similarity[doc] = max(similarity.get(doc, 0.0), hit.dense_similarity or 0.0)
+        candidates: list[_Candidate] = []
+        for rank, doc in enumerate(doc_order):
+            decision = ctx.decisions[doc]
+            paragraphs = ([(0, decision.summary)] if decision.summary else []) + [
+                (p.number, p.text) for p in decision.paragraphs]
+            if rank >= self.whole_decisions:
+                paragraphs = [(n, t) for n, t in paragraphs if n in hit_paras[doc]]
+            for number, text in paragraphs:
                 section = "summary" if number == 0 else (decision.section_of(number) or "")
                 sentences = sentences_of(text)
                 for i, sentence in enumerate(sentences):
@@ -138,9 +186,17 @@ class ExtractiveBackend:
                     while start > 0 and i - start < 2 and _ANAPHORIC.match(sentences[start]):
                         start -= 1
                     previous = " ".join(sentences[start:i]) if start < i else None
-                    candidates.append(_Candidate(decision.doc_id, doc_rank[decision.doc_id], number, i, sentence,
-                                                 stems(sentence), section.lower(), hit.dense_similarity or 0.0,
-                                                 previous))
+                    c = _Candidate(doc, rank, number, i, sentence, stems(sentence), section.lower(),
+                                   similarity.get(doc, 0.0), previous)
+                    c.in_hit = number in hit_paras[doc]
+                    candidates.append(c)
+        return candidates
+
+    def select(self, ctx: AnswerContext) -> list[_Candidate]:
+        """Score sentences against the question (words, intent, rank); pick the best, diverse ones."""
+        q = stems(ctx.question)
+        intents = question_intents(ctx.question)
+        candidates = self._candidates(ctx)
         if not candidates:
             return []
         df: dict[str, int] = {}
@@ -155,7 +211,10 @@ class ExtractiveBackend:
             mult = 0.35 if any(b in c.section for b in _BOILERPLATE_SECTIONS) else 1.0
             if len(c.text.split()) > 70:
                 mult *= 0.8
-            c.score = overlap * mult + 0.15 / (1 + c.doc_rank) + 0.1 * max(c.similarity, 0.0)
+            c.prior = 0.15 / (1 + c.doc_rank) + 0.1 * max(c.similarity, 0.0) + (0.08 if c.in_hit else 0.0)
+            c.score = overlap * mult + c.prior + intent_bonus(intents, c.text, c.section) * (1.0 if overlap else 0.5)
+            if c.text in ctx.sentence_similarity:  # meaning, not just shared words (paraphrased questions)
+                c.score += 0.4 * max(ctx.sentence_similarity[c.text], 0.0) * mult
 
         chosen: list[_Candidate] = []
         per_doc: dict[str, int] = {}
@@ -163,11 +222,14 @@ class ExtractiveBackend:
         while pool and len(chosen) < self.max_sentences:
             best = max(pool, key=lambda c: c.score - 0.08 * per_doc.get(c.doc_id, 0))
             pool.remove(best)
-            if per_doc.get(best.doc_id, 0) >= self.per_decision:
+            cap = self.per_decision + 1 if best.doc_rank == 0 else self.per_decision - 1
+            if per_doc.get(best.doc_id, 0) >= max(cap, 1):
                 continue
-            if best.score <= 0.15 / (1 + best.doc_rank) + 0.1 * max(best.similarity, 0.0) and chosen:
-                continue  # no word of the question in it: only worth showing if nothing else is
-            if any(c.doc_id == best.doc_id and _jaccard(c.stems, best.stems) > 0.7 for c in chosen):
+            if best.score <= best.prior and chosen:
+                continue  # nothing of the question in it: only worth showing if nothing else is
+            if any(c.doc_id == best.doc_id and (_jaccard(c.stems, best.stems) > 0.7 or
+                                                (c.paragraph == best.paragraph and c.previous and best.text in c.previous))
+                   for c in chosen):
                 continue
             chosen.append(best)
             per_doc[best.doc_id] = per_doc.get(best.doc_id, 0) + 1

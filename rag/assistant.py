@@ -13,7 +13,8 @@ from ingest.index import Index, open_index
 from rag.answer import NOT_FOUND, AnswerContext, ChatBackend, ExtractiveBackend, make_backend
 from rag.cite import CitationVerifier, StreamingVerifier, mark_uncited_sentences
 from rag.errors import BackendError, ConfigError
-from rag.query import QueryAnalyser, coerce_history
+from rag.evidence import SentenceEvidence, named_councils, sentence_evidence
+from rag.query import QueryAnalyser, coerce_history, find_authorities
 from rag.retrieve import HybridRetriever, Retrieval, RetrievalConfig
 from rag.settings import Settings, apply_offline_environment, load_settings
 from rag.types import Answer, Citation, Decision, Filters, Query
@@ -24,19 +25,10 @@ ABSTAIN_TEXT = "The indexed decisions don't answer this question."
 
 # Decisions describe single complaints; they hold no counts or rates, so such questions cannot be answered.
 STATISTICS_QUESTION = re.compile(
-    r"\b(how many|what (?:number|percentage|proportion|share|fraction) of|statistics|league table)\b.*"
+    r"\b(on average|statistics|league tables?|success rate)\b|"
+    r"\b(how many|what (?:number|percentage|proportion|share|fraction) of)\b.*"
     r"\b(issued?|received?|made|handled|upheld|per (?:year|month)|each (?:year|month)|last (?:year|month)|"
     r"in total|altogether|this year|nationally|complaints|fines|councils)\b", re.I)
-
-
-def evidence_score(retrieval: Retrieval) -> float:
-    """How strongly the retrieved decisions bear on the question: similarity + half the word coverage.
-
-    Lexical-only retrieval has no similarity, and then the coverage alone is the evidence.
-    """
-    if retrieval.max_similarity is None:
-        return retrieval.coverage
-    return retrieval.max_similarity + 0.5 * retrieval.coverage
 
 
 def _short(text: str | None, limit: int = 220) -> str:
@@ -177,13 +169,20 @@ class Assistant:
             return
 
         decisions = self.index.catalog.decisions([h.chunk.doc_id for h in retrieval.hits])
-        if self._weak(query, retrieval):
+        unknown = self._unknown_councils(query)
+        if unknown and not retrieval.looked_up:
+            notes.append("No decisions about " + " or ".join(unknown) + " are in the index.")
+            prefix = "".join(f"_{n}_\n\n" for n in notes)
+        t = time.perf_counter()
+        evidence = sentence_evidence(self.index.embedder, query.standalone, retrieval.hits, decisions)
+        timings["evidence_ms"] = (time.perf_counter() - t) * 1000
+        if unknown and not retrieval.looked_up or self._weak(query, retrieval, evidence):
             text = prefix + self._abstain_text(retrieval, decisions)
             yield text
             yield finish(text, True, [], self.backend.name, self.backend.model, self.backend.prompt_version)
             return
 
-        ctx = AnswerContext(query.standalone, retrieval.hits, decisions, messages)
+        ctx = AnswerContext(query.standalone, retrieval.hits, decisions, messages, evidence.similarity)
         verifier = CitationVerifier(decisions)
         backend = self.backend
         if prefix:
@@ -235,16 +234,24 @@ class Assistant:
                      fabricated_before=fabricated)
 
     # helpers -----------------------------------------------------------------------------------
-    def _weak(self, query: Query, retrieval: Retrieval) -> bool:
-        """Too little evidence to answer: nothing found, a statistics question, or meaning and words both weak."""
+    def _unknown_councils(self, query: Query) -> list[str]:
+        """Councils the question names in full that the index holds no decision about."""
+        known = self.choices("authority")
+        return [name for name in named_councils(query.text) if not find_authorities(name, known)]
+
+    def _weak(self, query: Query, retrieval: Retrieval, evidence: SentenceEvidence) -> bool:
+        """Too little evidence to answer: nothing found, a statistics question, or no sentence close enough."""
         if retrieval.looked_up:
             return False
         if not retrieval.hits or (query.case_numbers and retrieval.missing_cases):
             return True
         if STATISTICS_QUESTION.search(query.text):
             return True
-        return evidence_score(retrieval) < (self.settings.abstain_min_coverage if retrieval.max_similarity is None
-                                            else self.settings.abstain_threshold)
+        threshold = self.settings.abstain_threshold
+        explicit = [f for f in query.filters.to_dict() if f not in query.inferred_filters]
+        if explicit:  # the person chose the decisions; only a clearly unrelated question abstains
+            threshold -= 0.1
+        return evidence.best < threshold
 
     def _abstain_text(self, retrieval: Retrieval, decisions: Mapping[str, Decision],
                       said_by_model: bool = False) -> str:

@@ -73,9 +73,8 @@ class Settings(BaseSettings):
     reranker_path: Path | None = None
     rerank_top: int = Field(default=30, ge=1, le=500)
     infer_authority_filter: bool = True
-    # Evidence = best dense similarity + 0.5 x IDF-weighted share of the question's words in the best decision.
-    abstain_threshold: float = Field(default=0.44, ge=-1.0, le=2.0, description="answer only above this evidence")
-    abstain_min_coverage: float = Field(default=0.3, ge=0.0, le=1.0, description="lexical-only mode threshold")
+    # Evidence = cosine similarity of the question to the closest sentence of the retrieved passages.
+    abstain_threshold: float = Field(default=0.40, ge=-1.0, le=1.0, description="answer only at or above this")
 
     # Answers
     llm: Backend = "extractive"

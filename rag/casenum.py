@@ -7,8 +7,8 @@ import re
 # Two digits, three, three; separated by one space, hyphen, non-breaking space or nothing.
 # The separators must agree with the digit groups so that "23009429" and "23 009 429" match
 # but a phone number such as "0300 061 0614" does not.
-_SEP = r"[ \u00a0\-\u2010\u2011\u2013]?"
-CASE_NUMBER_RE = re.compile(rf"(?<![\d£$.,])(\d{{2}}){_SEP}(\d{{3}}){_SEP}(\d{{3}})(?![\d,]|\.\d)")
+_SEP = r"[ \u00a0/\-\u2010\u2011\u2013]?"
+CASE_NUMBER_RE = re.compile(rf"(?<![\d£$])(?<!\d[.,])(\d{{2}}){_SEP}(\d{{3}}){_SEP}(\d{{3}})(?!\d|[.,]\d)")
 
 
 def normalise_case_number(text: str) -> str | None:

@@ -85,7 +85,7 @@ def chroma_where(filters: Filters, doc_ids: Sequence[str] | None = None) -> dict
         clauses.append({"date_int": {"$gte": int(filters.since.strftime("%Y%m%d"))}})
     if filters.until:
         clauses.append({"date_int": {"$lte": int(filters.until.strftime("%Y%m%d"))}})
-    if doc_ids is not None:
+    if doc_ids:
         clauses.append({"doc_id": {"$in": list(doc_ids)}})
     if not clauses:
         return None

@@ -73,8 +73,8 @@ class Settings(BaseSettings):
     reranker_path: Path | None = None
     rerank_top: int = Field(default=30, ge=1, le=500)
     infer_authority_filter: bool = True
-    # Evidence = cosine similarity of the question to the closest sentence of the retrieved passages.
-    abstain_threshold: float = Field(default=0.40, ge=-1.0, le=1.0, description="answer only at or above this")
+    # Evidence = similarity of the question to the closest retrieved sentence + 0.05 x word coverage.
+    abstain_threshold: float = Field(default=0.43, ge=-1.0, le=2.0, description="answer only at or above this")
 
     # Answers
     llm: Backend = "extractive"

@@ -11,7 +11,7 @@ footer { display: none !important; }
 
 /* header */
 #app-header-block { padding: 0 !important; }
-.app-header { display: flex; gap: 14px; align-items: center; padding: 6px 4px 10px; }
+.app-header { display: flex; gap: 14px; align-items: center; padding: 0 4px 2px; }
 .app-mark { width: 40px; height: 40px; border-radius: 10px; display: grid; place-items: center; font-size: 22px;
   background: var(--color-accent); color: white; flex: none; }
 .app-header h1 { font-size: 20px; margin: 0; font-weight: 650; letter-spacing: -0.01em; }
@@ -25,6 +25,8 @@ footer { display: none !important; }
 
 /* chat */
 #chat { border-radius: 12px; }
+#chat .placeholder { padding: 18px 22px 6px; font-size: 15px; }
+#chat .examples { padding: 0 14px; }
 #chat .message-wrap .message, #chat .bot, #chat .user { font-size: 15px; line-height: 1.55; }
 #ask-row { align-items: stretch; gap: 8px; }
 #ask-row textarea { font-size: 15px; }
@@ -32,13 +34,14 @@ footer { display: none !important; }
 #tools-row > * { flex: 0 0 auto !important; min-width: 0 !important; }
 a.cite { display: inline-block; text-decoration: none !important; font-weight: 600; font-size: 0.86em;
   color: var(--color-accent) !important; background: var(--color-accent-soft); border-radius: 5px;
-  padding: 0 5px; margin: 0 1px; white-space: nowrap; cursor: pointer; }
+  padding: 0 5px; margin: 0 2px 0 0; white-space: nowrap; cursor: pointer; }
+.cite-br { font-size: 0; }  /* the brackets stay in copied text, the chip shows the marker */
 a.cite:hover, a.cite:focus { background: var(--color-accent); color: white !important; outline: none; }
 .cite-group { white-space: normal; }
 .uncited { color: #9a5b00; font-size: 0.82em; font-style: italic; }
 
 /* sources panel */
-#sources-col { position: sticky; top: 8px; align-self: flex-start; max-height: calc(100vh - 16px);
+#sources-col { position: sticky; top: 8px; align-self: flex-start; max-height: max(420px, calc(100vh - 130px));
   overflow-y: auto; padding-right: 4px; }
 #side-col { align-self: flex-start; }
 .sources-panel { font-size: 14px; line-height: 1.5; }
@@ -69,6 +72,7 @@ a.cite:hover, a.cite:focus { background: var(--color-accent); color: white !impo
   background: var(--background-fill-secondary); border-radius: 0 6px 6px 0; font-size: 13.5px;
   color: var(--body-text-color); white-space: pre-line; }
 .src-quote.is-target { background: #fff4c2; }
+.dark .src-quote.is-target { background: #4d4212; }
 .src-para { font-weight: 700; color: var(--color-accent); margin-right: 4px; white-space: nowrap; }
 .src-link { font-size: 12.5px; }
 .src-card.retrieved { background: var(--background-fill-secondary); }
@@ -94,7 +98,21 @@ JS = """
     const card = el.closest('.src-card') || el;
     card.classList.add('is-target');
     el.classList.add('is-target');
-    el.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+    // Scroll only the sources column when it scrolls by itself, so the chat stays where it is: show the
+    // card from its header (or the answer's header when the card is near it), unless that would hide the
+    // cited paragraph.
+    const col = el.closest('#sources-col');
+    if (col && col.scrollHeight > col.clientHeight + 1) {
+      const base = col.getBoundingClientRect().top;
+      const rel = (node) => node.getBoundingClientRect().top - base;
+      const section = el.closest('.src-turn') || card;
+      let want = rel(card) - 8;
+      if (rel(card) - rel(section) < col.clientHeight / 3) want = rel(section) - 4;
+      if (rel(el) - want + Math.min(el.offsetHeight, 160) > col.clientHeight) want = rel(el) - 48;
+      col.scrollTop += want;
+    } else {
+      el.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+    }
     return true;
   }
   document.addEventListener('click', (ev) => {

@@ -36,6 +36,12 @@ def escape_markdown(text: str | None) -> str:
     return escaped.replace("[", "\\[").replace("]", "\\]")
 
 
+def escape_export(text: str | None) -> str:
+    """Text for the exported Markdown file, which people read raw as often as rendered: only what could become
+    HTML (<) or a link or image ("](") is neutralised, so it stays readable."""
+    return (text or "").replace("<", "&lt;").replace("](", "]\\(")
+
+
 def safe_url(url: str | None) -> str | None:
     """The URL if it is a plain http(s) address, else None (no javascript:, data: or relative links)."""
     if not url:
@@ -271,7 +277,8 @@ def link_markers(text: str, targets: Mapping[str, str]) -> str:
         if parts and all(html.unescape(p) in targets for p in parts):
             links = [f'<a class="cite" href="#{targets[html.unescape(p)]}" title="Show the source">{p}</a>'
                      for p in parts]
-            return '<span class="cite-group">[' + "; ".join(links) + "]</span>"
+            return ('<span class="cite-group"><span class="cite-br">[</span>' + '<span class="cite-br">; </span>'.join(links)
+                    + '<span class="cite-br">]</span></span>')
         return "\\[" + inner + "\\]"
 
     return _MARKER.sub(replace, escaped)
@@ -373,37 +380,37 @@ def export_markdown(turns: Sequence[Turn], status: Mapping[str, Any] | None = No
              f"Exported {now.strftime('%d %b %Y %H:%M %Z').lstrip('0')}."]
     if status:
         lines.append(f"Index: {status.get('decisions', '?')} decisions; embedding model "
-                     f"{escape_markdown(str(status.get('embedding_model')))}; answers by "
-                     f"{escape_markdown(str(status.get('backend')))}"
-                     + (f" ({escape_markdown(str(status['model']))})" if status.get("model") else "") + ".")
+                     f"{escape_export(str(status.get('embedding_model')))}; answers by "
+                     f"{escape_export(str(status.get('backend')))}"
+                     + (f" ({escape_export(str(status['model']))})" if status.get("model") else "") + ".")
     lines += ["", "Answers quote published decisions of the Local Government and Social Care Ombudsman. "
                   "Check each cited paragraph before relying on it.", ""]
     for t in turns:
-        lines += [f"## {t.number}. {escape_markdown(t.question)}", ""]
+        lines += [f"## {t.number}. {escape_export(t.question)}", ""]
         a = t.answer
         if a is None:
-            lines += [f"_No answer: {escape_markdown(t.error or 'not finished')}_", ""]
+            lines += [f"_No answer: {escape_export(t.error or 'not finished')}_", ""]
             continue
         wording = describe_filters(a.filters_applied, a.inferred_filters)
-        lines += [f"Filters: {escape_markdown(wording) if wording else 'none (all decisions searched)'}", ""]
-        lines += [html.escape(a.text, quote=False), ""]
+        lines += [f"Filters: {escape_export(wording) if wording else 'none (all decisions searched)'}", ""]
+        lines += [escape_export(a.text), ""]
         cited, retrieved = source_cards(a)
         if cited:
             lines += ["### Sources cited", ""]
             for card in cited:
-                facts = "; ".join(escape_markdown(x) for x in (card.authority or "council not stated", card.category,
+                facts = "; ".join(escape_export(x) for x in (card.authority or "council not stated", card.category,
                                                                card.outcome, format_date(card.decision_date)) if x)
                 url = safe_url(card.url)
-                lines.append(f"- **{escape_markdown(card.label)}** — {facts}" + (f" — <{url}>" if url else ""))
+                lines.append(f"- **{escape_export(card.label)}** — {facts}" + (f" — <{url}>" if url else ""))
                 for p in card.passages:
-                    lines.append(f"  > {p.label}: {escape_markdown(' '.join(p.text.split()))}")
+                    lines.append(f"  > {p.label}: {escape_export(' '.join(p.text.split()))}")
             lines.append("")
         if retrieved:
             lines.append("Also retrieved (not cited): " + "; ".join(
-                escape_markdown(f"{c.label} ({c.authority or 'council not stated'})") for c in retrieved) + ".")
+                escape_export(f"{c.label} ({c.authority or 'council not stated'})") for c in retrieved) + ".")
             lines.append("")
-        lines += [f"<sub>{escape_markdown(a.backend)}{' · ' + escape_markdown(a.model) if a.model else ''}"
-                  f"{' · prompt ' + escape_markdown(a.prompt_version) if a.prompt_version else ''}</sub>", ""]
+        lines += [f"<sub>{escape_export(a.backend)}{' · ' + escape_export(a.model) if a.model else ''}"
+                  f"{' · prompt ' + escape_export(a.prompt_version) if a.prompt_version else ''}</sub>", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -10,9 +10,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_DIR, build_index
 
 from ingest.index import open_index
+
+try:  # the shared helper in tests/conftest.py, under either pytest import mode (prepend / importlib)
+    from conftest import SAMPLE_DIR, build_index
+except ImportError:
+    from tests.conftest import SAMPLE_DIR, build_index
 
 
 def free_port() -> int:

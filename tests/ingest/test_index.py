@@ -6,12 +6,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_DIR, build_index
 
 from ingest.index import Indexer, open_index
 from ingest.parse import parse_file
 from rag.errors import IndexBusyError, IndexMismatchError
 from rag.types import Filters
+
+try:  # the shared helper in tests/conftest.py, under either pytest import mode (prepend / importlib)
+    from conftest import SAMPLE_DIR, build_index
+except ImportError:
+    from tests.conftest import SAMPLE_DIR, build_index
 
 DOC_IDS = {"23-009-429", "20-011-198", "002_7d099216e168a9a0", "18-009-917", "24-005-748"}
 

@@ -1,0 +1,150 @@
+"""The Assistant end to end on the sample index: extractive answers, abstention, follow-ups, the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from rag.assistant import Assistant
+from rag.casenum import find_case_numbers
+from rag.cite import UNCITED_MARK
+from rag.errors import QuestionError
+from rag.types import Answer
+
+SAMPLE_CASES = {"23 009 429", "20 011 198", "18 009 917", "24 005 748"}
+
+
+@pytest.fixture(scope="module")
+def assistant(sample_index_dir, embedder):
+    from ingest.index import open_index
+    from rag.settings import load_settings
+
+    settings = load_settings(index_dir=sample_index_dir)
+    with Assistant(settings, open_index(settings, embedder=embedder)) as a:
+        yield a
+
+
+def test_ico_rectification_answer_cites_the_decisions_that_say_so(assistant):
+    answer = assistant.ask("When does the ICO handle rectification?")
+    assert not answer.abstained
+    cited = set(answer.cited_labels)
+    # 000 and 002 say the ICO considers 'right to rectification' disputes; 004 says it can require rectification.
+    assert {"23 009 429", "002_7d099216e168a9a0"} <= cited
+    assert cited <= SAMPLE_CASES | {"002_7d099216e168a9a0"}
+    assert "rectif" in answer.text.lower()
+    for citation in answer.citations:
+        assert citation.quote, citation
+        assert citation.label in answer.text
+    assert answer.fabricated_citations_removed == 0
+    assert UNCITED_MARK not in answer.text
+    # council, date and outcome of each decision are named
+    assert "Staffordshire County Council" in answer.text and "Closed after initial enquiries" in answer.text
+
+
+def test_every_case_number_in_an_answer_was_retrieved(assistant):
+    for question in ["Did Staffordshire pay compensation for disclosing an address?",
+                     "Who should a social worker's professionalism be reported to?",
+                     "What is a Review Child Protection Conference and how often is it held?"]:
+        answer = assistant.ask(question)
+        retrieved = {h.chunk.case_number for h in answer.sources}
+        assert set(find_case_numbers(answer.text)) <= retrieved, question
+
+
+def test_payment_question_finds_the_amount(assistant):
+    answer = assistant.ask("How much did Staffordshire agree to pay Miss X, and by when?")
+    assert "£500" in answer.text and "within four weeks" in answer.text
+    assert "18 009 917" in answer.cited_labels
+
+
+@pytest.mark.parametrize("question", [
+    "What are the NHS waiting times for a hip operation?",
+    "Why are libraries closing on Sundays?",
+    "How many parking fines did the council issue last year?",
+])
+def test_off_topic_questions_abstain_and_show_nearest(assistant, question):
+    answer = assistant.ask(question)
+    assert answer.abstained, answer.text
+    assert answer.text.startswith("The indexed decisions don't answer this question")
+    assert "may be related" in answer.text
+    assert answer.citations == ()
+
+
+def test_unknown_council_is_said_plainly(assistant):
+    answer = assistant.ask("What did Leeds City Council do about missed bin collections?")
+    assert answer.abstained
+    assert "No decisions about Leeds City Council are in the index" in answer.text
+
+
+def test_follow_up_what_about_hampshire(assistant):
+    history = [{"role": "user", "content": "When does the ICO handle rectification?"},
+               {"role": "assistant", "content": "Staffordshire: the ICO considers rectification [23 009 429 ¶7]."}]
+    answer = assistant.ask("What about Hampshire?", history=history)
+    assert not answer.abstained
+    assert answer.filters_applied.authority == "Hampshire County Council"
+    assert "rectification" in answer.standalone_question.lower()
+    assert set(answer.cited_labels) <= {"24 005 748", "20 011 198"} and answer.cited_labels
+
+
+def test_follow_up_did_they_pay_anything(assistant):
+    history = [{"role": "user", "content": "Did Staffordshire disclose a mother's address to her ex-partner?"}]
+    answer = assistant.ask("Did they pay anything?", history=history)
+    assert "£500" in answer.text
+    assert answer.filters_applied.authority == "Staffordshire County Council"
+
+
+@pytest.mark.parametrize("bad, message", [("", "empty"), ("   \n\t ", "empty"), ("x" * 100_000, "limit is 2,000"),
+                                          ("?!", "no words")])
+def test_bad_questions_get_clear_errors(assistant, bad, message):
+    with pytest.raises(QuestionError, match=message):
+        assistant.ask(bad)
+
+
+def test_control_characters_are_stripped(assistant):
+    answer = assistant.ask("When does the ICO\x00 handle\x07 rectification?")
+    assert not answer.abstained and "23 009 429" in answer.cited_labels
+
+
+def test_stream_yields_text_then_answer(assistant):
+    items = list(assistant.stream("When does the ICO handle rectification?"))
+    assert isinstance(items[-1], Answer)
+    text = "".join(i for i in items[:-1] if isinstance(i, str))
+    assert len(items) > 2 and "[23 009 429 ¶7]" in text
+
+
+def test_answer_json_shape(assistant):
+    data = assistant.ask("When does the ICO handle rectification?").to_dict()
+    for key in ("answer", "abstained", "citations", "sources", "filters", "fabricated_citations_removed", "backend",
+                "model", "prompt_version", "timings_ms"):
+        assert key in data
+    assert {"case_number", "paragraph", "quote", "authority", "decision_date", "outcome"} <= set(data["citations"][0])
+    assert {"case_number", "doc_id", "chunk_id", "section", "score", "text"} <= set(data["sources"][0])
+    assert data["backend"] == "extractive"
+    assert [s["rank"] for s in data["sources"]] == sorted(s["rank"] for s in data["sources"])
+    assert "retrieval_ms" in data["timings_ms"] and "total_ms" in data["timings_ms"]
+
+
+def _cli(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rag", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_cli_ask_json_and_usage_errors(sample_index_dir):
+    done = _cli("ask", "When does the ICO handle rectification?", "--json", "--index-dir", str(sample_index_dir))
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert not data["abstained"] and data["citations"]
+    assert all(c["case_number"] is None or re.fullmatch(r"\d\d \d{3} \d{3}", c["case_number"])
+               for c in data["citations"])
+    off = _cli("ask", "What are NHS waiting times for hip operations?", "--json", "--index-dir", str(sample_index_dir))
+    assert off.returncode == 0 and json.loads(off.stdout)["abstained"] is True
+    for bad in (["ask", "x", "--k", "0"], ["ask", "x", "--since", "yesterday"], ["ask"], ["nonsense"]):
+        done = _cli(*bad, "--index-dir", str(sample_index_dir)) if bad[0] == "ask" and len(bad) > 1 else _cli(*bad)
+        assert done.returncode == 2, (bad, done.stderr)
+        assert "usage" in done.stderr.lower()
+    empty = _cli("ask", "   ", "--index-dir", str(sample_index_dir))
+    assert empty.returncode == 2 and "question" in empty.stderr.lower()

@@ -10,6 +10,7 @@ Gradio reads the annotations to inject gr.Request, gr.LikeData and gr.SelectData
 """
 
 import argparse
+import atexit
 import datetime as dt
 import hashlib
 import ipaddress
@@ -49,7 +50,6 @@ EXAMPLE_QUESTIONS = [
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 UPLOAD_SUFFIXES = [".txt", ".html", ".htm", ".md"]
 FILTER_COLUMNS = {"authority": "Any council", "category": "Any category", "outcome": "Any outcome"}
-
 
 
 # access --------------------------------------------------------------------------------------------------------
@@ -191,7 +191,8 @@ def build_app(assistant: "Assistant", settings: "Settings") -> "gr.Blocks":
                                sources_panel, status_markdown)
 
     ensure_private_dir(settings.log_dir)
-    export_dir = Path(tempfile.mkdtemp(prefix="ombuds-export-"))
+    export_dir = Path(tempfile.mkdtemp(prefix="ombuds-export-"))  # 0700; each export file 0600
+    atexit.register(shutil.rmtree, export_dir, ignore_errors=True)
     ingest_lock = threading.Lock()
     # A local GGUF model is not safe to call from two threads at once; the other backends are.
     concurrency = 1 if settings.llm == "llamacpp" else 4
@@ -306,8 +307,7 @@ def build_app(assistant: "Assistant", settings: "Settings") -> "gr.Blocks":
         turn_index = int(index) // 2
         if not turns or turn_index >= len(turns):
             return gr.skip()
-        rating = {True: "up", False: "down"}.get(data.liked, str(data.liked)) if isinstance(data.liked, bool) \
-            else str(data.liked)
+        rating = ("up" if data.liked else "down") if isinstance(data.liked, bool) else str(data.liked)
         return record_feedback(rating, comment, turns, turn_index, request)
 
     def pick_example(ev: gr.SelectData) -> str:
@@ -352,7 +352,7 @@ def build_app(assistant: "Assistant", settings: "Settings") -> "gr.Blocks":
                 "Ombudsman and cite case numbers and paragraphs. Check the cited paragraph before relying on it."
                 "</p></div></header>", elem_id="app-header-block")
         with gr.Row(equal_height=False, elem_id="main-row"):
-            with gr.Column(scale=1, min_width=250, elem_id="side-col"):
+            with gr.Column(scale=1, min_width=270, elem_id="side-col"):
                 gr.Markdown("### Filters", elem_classes="side-h")
                 council = gr.Dropdown(filter_choices("authority"), value="", label="Council", elem_id="f-council")
                 category = gr.Dropdown(filter_choices("category"), value="", label="Category",
@@ -362,13 +362,15 @@ def build_app(assistant: "Assistant", settings: "Settings") -> "gr.Blocks":
                 until = gr.DateTime(include_time=False, type="string", label="Decided to", elem_id="f-until")
                 reset_filters = gr.Button("Clear filters", size="sm", variant="secondary")
                 gr.Markdown("### Index", elem_classes="side-h")
-                status_md = gr.Markdown(status_markdown(assistant.status()), elem_id="index-status")
+                status_md = gr.Markdown(status_markdown(assistant.status()), label="Index status",
+                                        elem_id="index-status")
                 if settings.allow_upload:
-                    gr.Markdown("### Add decisions", elem_classes="side-h")
-                    files = gr.File(file_count="multiple", file_types=UPLOAD_SUFFIXES, type="filepath",
-                                    label="Decision files (.txt, .html, .md)", elem_id="upload-files")
-                    ingest_btn = gr.Button("Ingest files", variant="secondary", size="sm")
-                    ingest_report = gr.Markdown(elem_id="ingest-report")
+                    with gr.Accordion("Add decisions", open=False, elem_id="upload"):
+                        files = gr.File(file_count="multiple", file_types=UPLOAD_SUFFIXES, type="filepath",
+                                        label="Decision files (.txt, .html, .md)", height=140,
+                                        elem_id="upload-files")
+                        ingest_btn = gr.Button("Ingest files", variant="secondary", size="sm", elem_id="ingest-btn")
+                        ingest_report = gr.Markdown(label="Ingest report", elem_id="ingest-report")
             with gr.Column(scale=3, min_width=420, elem_id="chat-col"):
                 chatbot = gr.Chatbot(
                     label="Conversation", show_label=False, elem_id="chat", height="62vh", min_height=380,
@@ -378,8 +380,8 @@ def build_app(assistant: "Assistant", settings: "Settings") -> "gr.Blocks":
                     placeholder="**Ask about Ombudsman decisions**<br>Every answer cites the decisions and "
                                 "paragraphs it comes from; the sources appear on the right.")
                 with gr.Row(elem_id="ask-row"):
-                    question = gr.Textbox(show_label=False, placeholder="Ask a question, e.g. When does the ICO "
-                                          "handle rectification?", lines=1, max_lines=6, scale=6,
+                    question = gr.Textbox(label="Question", show_label=False, lines=1, max_lines=6, scale=6,
+                                          placeholder="Ask a question, e.g. When does the ICO handle rectification?",
                                           elem_id="question", autofocus=True, submit_btn=False)
                     ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="ask-btn")
                 with gr.Row(elem_id="tools-row"):
@@ -387,30 +389,36 @@ def build_app(assistant: "Assistant", settings: "Settings") -> "gr.Blocks":
                     export_btn = gr.DownloadButton("Export as Markdown", size="sm", variant="secondary",
                                                    interactive=False, elem_id="export-btn")
                 with gr.Accordion("Feedback on the last answer", open=False, elem_id="feedback"):
-                    comment = gr.Textbox(show_label=False, lines=2, elem_id="feedback-comment",
+                    comment = gr.Textbox(label="Comment", show_label=False, lines=2, elem_id="feedback-comment",
                                          placeholder="Optional comment: what was right or wrong?")
                     with gr.Row():
                         up_btn = gr.Button("👍 Helpful", size="sm", elem_id="fb-up")
                         down_btn = gr.Button("👎 Not helpful", size="sm", elem_id="fb-down")
             with gr.Column(scale=2, min_width=340, elem_id="sources-col"):
-                sources = gr.HTML(sources_panel([]), elem_id="sources")
+                sources = gr.HTML(sources_panel([]), label="Sources", elem_id="sources")
 
         # events -----------------------------------------------------------------------------------------------
         ask_inputs = [question, council, category, outcome, since, until, turns_state]
         ask_outputs = [question, chatbot, sources, turns_state, export_btn]
         ask_opts = {"concurrency_limit": concurrency, "concurrency_id": "ask", "show_progress": "hidden"}
-        ask_btn.click(ask, ask_inputs, ask_outputs, api_name="ask", **ask_opts)
-        question.submit(ask, ask_inputs, ask_outputs, api_visibility="private", **ask_opts)
-        chatbot.example_select(pick_example, None, question, api_visibility="private").then(
-            ask, ask_inputs, ask_outputs, api_visibility="private", **ask_opts)
-        clear_btn.click(clear, None, [chatbot, turns_state, sources, export_btn, question, comment],
-                        api_name="clear")
+        asking = [
+            ask_btn.click(ask, ask_inputs, ask_outputs, api_name="ask", **ask_opts),
+            question.submit(ask, ask_inputs, ask_outputs, api_visibility="private", **ask_opts),
+            chatbot.example_select(pick_example, None, question, api_visibility="private").then(
+                ask, ask_inputs, ask_outputs, api_visibility="private", **ask_opts),
+        ]
+        clear_outputs = [chatbot, turns_state, sources, export_btn, question, comment]
+        # A new conversation also stops an answer still streaming, which would otherwise bring the old one back.
+        clear_btn.click(clear, None, clear_outputs, api_name="clear", cancels=asking)
+        # The chat's own bin icon empties the chat; forget the conversation with it.
+        chatbot.clear(clear, None, clear_outputs, api_visibility="private", cancels=asking)
         up_btn.click(feedback_up, [comment, turns_state], comment, api_name="feedback_up")
         down_btn.click(feedback_down, [comment, turns_state], comment, api_name="feedback_down")
         chatbot.like(on_like, [comment, turns_state], comment, api_visibility="private")
         reset_filters.click(lambda: ("", "", "", None, None), None, [council, category, outcome, since, until],
                             api_visibility="private")
-        demo.load(refresh_status, None, [status_md, council, category, outcome], api_name="status")
+        demo.load(refresh_status, None, [status_md, council, category, outcome], api_name="status",
+                  show_progress="hidden")
         if settings.allow_upload:
             ingest_btn.click(upload, files, [ingest_report, status_md, council, category, outcome],
                              api_name="ingest", concurrency_limit=1)

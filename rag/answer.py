@@ -32,6 +32,7 @@ from rag.types import Decision, Hit, Message
 log = logging.getLogger(__name__)
 
 NOT_FOUND = "Not found in the decisions."
+MIN_SENTENCE_SIMILARITY = 0.45  # a sentence sharing no word with the question must be at least this close
 _BOILERPLATE_SECTIONS = ("role and powers", "how i considered", "how we considered", "our role")
 
 
@@ -139,6 +140,7 @@ class _Candidate:
     similarity: float
     previous: str | None = None
     in_hit: bool = False
+    relevant: bool = False
     prior: float = 0.0
     score: float = 0.0
 
@@ -213,8 +215,11 @@ class ExtractiveBackend:
                 mult *= 0.8
             c.prior = 0.15 / (1 + c.doc_rank) + 0.1 * max(c.similarity, 0.0) + (0.08 if c.in_hit else 0.0)
             c.score = overlap * mult + c.prior + intent_bonus(intents, c.text, c.section) * (1.0 if overlap else 0.5)
-            if c.text in ctx.sentence_similarity:  # meaning, not just shared words (paraphrased questions)
-                c.score += 0.4 * max(ctx.sentence_similarity[c.text], 0.0) * mult
+            meaning = ctx.sentence_similarity.get(c.text)
+            if meaning is not None:  # meaning, not just shared words (paraphrased questions)
+                c.score += 0.4 * max(meaning, 0.0) * mult
+            # A sentence must share a word with the question or be close to it in meaning to be shown.
+            c.relevant = overlap > 0 or (meaning is not None and meaning >= MIN_SENTENCE_SIMILARITY)
 
         chosen: list[_Candidate] = []
         per_doc: dict[str, int] = {}
@@ -225,7 +230,7 @@ class ExtractiveBackend:
             cap = self.per_decision + 1 if best.doc_rank == 0 else self.per_decision - 1
             if per_doc.get(best.doc_id, 0) >= max(cap, 1):
                 continue
-            if best.score <= best.prior and chosen:
+            if not best.relevant and chosen:
                 continue  # nothing of the question in it: only worth showing if nothing else is
             if any(c.doc_id == best.doc_id and (_jaccard(c.stems, best.stems) > 0.7 or
                                                 (c.paragraph == best.paragraph and c.previous and best.text in c.previous))
@@ -335,11 +340,16 @@ class ChatBackend:
         return len(self._enc.encode(text, disallowed_special=()))
 
     def build_context(self, ctx: AnswerContext, budget: int) -> str:
-        """Paragraphs of the hits, each labelled with its citation, until the budget is used."""
-        parts: list[str] = []
-        used = 0
+        """The most relevant paragraphs of the hits, each labelled with its citation, within the budget.
+
+        Paragraphs are chosen by relevance (the question's words and the closest sentence's meaning, with
+        boilerplate sections discounted) and then listed in retrieval order, so a small window still gets
+        the paragraphs that answer rather than the first ones of each chunk.
+        """
+        q = stems(ctx.question)
+        scored: list[tuple[float, int, str]] = []
         seen: set[tuple[str, int]] = set()
-        for hit in ctx.hits:
+        for order, hit in enumerate(ctx.hits):
             decision = ctx.decisions.get(hit.chunk.doc_id)
             if decision is None:
                 continue
@@ -349,16 +359,26 @@ class ChatBackend:
                 if (decision.doc_id, number) in seen:
                     continue
                 seen.add((decision.doc_id, number))
-                block = f"{citation_label(decision, number)} {about} {text}"
-                n = self.tokens(block) + 2
-                if used + n > budget:
-                    if not parts and budget > 50:  # at least part of the best paragraph
-                        ids = self._enc.encode(block, disallowed_special=())[: max(budget - 2, 0)]
-                        parts.append(self._enc.decode(ids))
-                    return "\n\n".join(parts)
-                parts.append(block)
-                used += n
-        return "\n\n".join(parts)
+                section = "summary" if number == 0 else (decision.section_of(number) or "").lower()
+                words = stems(text)
+                overlap = len(words & q) / (len(q) or 1)
+                meaning = max((ctx.sentence_similarity.get(s, 0.0) for s in sentences_of(text)), default=0.0)
+                score = overlap + meaning + 0.2 / (1 + order)
+                if any(b in section for b in _BOILERPLATE_SECTIONS):
+                    score *= 0.4
+                scored.append((score, len(scored), f"{citation_label(decision, number)} {about} {text}"))
+        chosen: list[tuple[int, str]] = []
+        used = 0
+        for score, position, block in sorted(scored, key=lambda x: -x[0]):
+            n = self.tokens(block) + 2
+            if used + n > budget:
+                if not chosen and budget > 50:  # at least part of the best paragraph
+                    ids = self._enc.encode(block, disallowed_special=())[: max(budget - 2, 0)]
+                    chosen.append((position, self._enc.decode(ids)))
+                continue
+            chosen.append((position, block))
+            used += n
+        return "\n\n".join(block for _, block in sorted(chosen))
 
     def _history_messages(self, history: Sequence[Message], budget: int) -> list[BaseMessage]:
         out: list[BaseMessage] = []

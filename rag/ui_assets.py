@@ -1,8 +1,8 @@
 """Stylesheet and script of the chat UI (passed to Gradio's launch(css=..., head=...)).
 
 Kept in a module rather than loose files so that they travel with the package. The script only handles
-clicks on citation markers: it shows and highlights the card they point to. Everything it touches was built
-by rag/ui_render.py; it never inserts text into the page.
+clicks on citation markers (links to "#src-..."): it shows and highlights the card they point to. Everything it
+touches was built by rag/ui_render.py; it never inserts text into the page.
 """
 
 CSS = """
@@ -32,13 +32,11 @@ footer { display: none !important; }
 #ask-row textarea { font-size: 15px; }
 #tools-row { gap: 8px; justify-content: flex-start; }
 #tools-row > * { flex: 0 0 auto !important; min-width: 0 !important; }
-a.cite { display: inline-block; text-decoration: none !important; font-weight: 600; font-size: 0.86em;
+#chat a[href^="#src-"] { display: inline-block; text-decoration: none !important; font-weight: 600; font-size: 0.86em;
   color: var(--color-accent) !important; background: var(--color-accent-soft); border-radius: 5px;
   padding: 0 5px; margin: 0 2px 0 0; white-space: nowrap; cursor: pointer; }
-.cite-br { font-size: 0; }  /* the brackets stay in copied text, the chip shows the marker */
-a.cite:hover, a.cite:focus { background: var(--color-accent); color: white !important; outline: none; }
-.cite-group { white-space: normal; }
-.uncited { color: #9a5b00; font-size: 0.82em; font-style: italic; }
+#chat a[href^="#src-"]:hover, #chat a[href^="#src-"]:focus { background: var(--color-accent);
+  color: white !important; outline: none; }
 
 /* sources panel */
 #sources-col { position: sticky; top: 8px; align-self: flex-start; max-height: max(420px, calc(100vh - 130px));
@@ -68,7 +66,8 @@ a.cite:hover, a.cite:focus { background: var(--color-accent); color: white !impo
 .src-outcome { margin-left: auto; font-size: 11.5px; padding: 1px 8px; border-radius: 999px;
   background: var(--neutral-100); color: var(--neutral-700); border: 1px solid var(--border-color-primary); }
 .src-meta { color: var(--body-text-color-subdued); font-size: 12.5px; margin: 3px 0 6px; }
-.src-quote { margin: 6px 0 !important; padding: 6px 10px !important; border-left: 3px solid var(--color-accent) !important;
+.src-quote { margin: 6px 0 !important; padding: 6px 10px !important;
+  border-left: 3px solid var(--color-accent) !important;
   background: var(--background-fill-secondary); border-radius: 0 6px 6px 0; font-size: 13.5px;
   color: var(--body-text-color); white-space: pre-line; }
 .src-quote.is-target { background: #fff4c2; }
@@ -116,7 +115,7 @@ JS = """
     return true;
   }
   document.addEventListener('click', (ev) => {
-    const a = ev.target instanceof Element ? ev.target.closest('a.cite') : null;
+    const a = ev.target instanceof Element ? ev.target.closest('a[href^="#src-"]') : null;
     if (!a) return;
     const id = (a.getAttribute('href') || '').replace(/^#/, '');
     ev.preventDefault();

@@ -193,7 +193,8 @@ def _card_html(card: SourceCard, turn: int) -> str:
     meta = [escape_text(x) for x in (card.authority or "Council not stated", card.category,
                                       format_date(card.decision_date)) if x]
     outcome = f'<span class="src-outcome">{escape_text(card.outcome)}</span>' if card.outcome else ""
-    kind = "" if card.case_number else '<span class="src-nocase" title="No case number on the page">no case number</span>'
+    kind = "" if card.case_number else \
+        '<span class="src-nocase" title="No case number on the page">no case number</span>'
     quotes = []
     for p in card.passages:
         pid = passage_id(turn, card.label, p.paragraphs[0]) if card.cited and len(p.paragraphs) == 1 else None
@@ -266,7 +267,8 @@ def citation_targets(answer: Answer, turn: int) -> dict[str, str]:
 
 
 def link_markers(text: str, targets: Mapping[str, str]) -> str:
-    """Escape text for Markdown and turn citation markers like [23 009 429 ¶7] into links to their cards."""
+    """Escape text for Markdown and turn citation markers like [23 009 429 ¶7] into Markdown links to their
+    cards, [23 009 429 ¶7](#src-1-23-009-429-p7): rendered as a link, and still readable when copied."""
     escaped = html.escape(text, quote=False)
 
     def replace(match: re.Match[str]) -> str:
@@ -275,10 +277,7 @@ def link_markers(text: str, targets: Mapping[str, str]) -> str:
             return "\\" + match.group(0)
         parts = re.split(r"\s*;\s*", inner.strip())
         if parts and all(html.unescape(p) in targets for p in parts):
-            links = [f'<a class="cite" href="#{targets[html.unescape(p)]}" title="Show the source">{p}</a>'
-                     for p in parts]
-            return ('<span class="cite-group"><span class="cite-br">[</span>' + '<span class="cite-br">; </span>'.join(links)
-                    + '<span class="cite-br">]</span></span>')
+            return " ".join(f"[{p}](#{targets[html.unescape(p)]})" for p in parts)
         return "\\[" + inner + "\\]"
 
     return _MARKER.sub(replace, escaped)
@@ -287,11 +286,10 @@ def link_markers(text: str, targets: Mapping[str, str]) -> str:
 def answer_markdown(answer: Answer, turn: int) -> str:
     """The assistant message for a finished answer: escaped text, linked markers, the filters it used."""
     body = link_markers(answer.text, citation_targets(answer, turn))
-    body = body.replace(UNCITED_MARK, '<span class="uncited" title="No citation supports this sentence">'
-                                      "(no citation)</span>")
+    body = body.replace(UNCITED_MARK, "_(no citation)_")
     wording = describe_filters(answer.filters_applied, answer.inferred_filters)
     if wording:
-        body += f"\n\n<small>Filters used: {html.escape(wording, quote=False)}</small>"
+        body += f"\n\n_Filters used: {escape_markdown(wording)}_"
     return body
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rag.casenum import normalise_case_number
 from rag.errors import OmbudsError
 
 TYPES = ("specific", "topical", "lookup", "filter", "paraphrase", "follow-up", "unanswerable")
@@ -84,6 +85,9 @@ def parse_question(data: Any, where: str = "gold", line: int = 0) -> GoldQuestio
         raise _fail(where, "type", f"must be one of {', '.join(TYPES)} (got {qtype!r})")
     gold = _string_list(data["gold_cases"], where, "gold_cases")
     for label in gold:
+        case = normalise_case_number(label)
+        if case and label not in (case, case.replace(" ", "-")):
+            raise _fail(where, "gold_cases", f"has {label!r}: write the case number as {case!r}")
         if not (_CASE.match(label) or _DOC_ID.match(label)):
             raise _fail(where, "gold_cases", f"has {label!r}: write a case number as 'NN NNN NNN' or give the "
                                              "doc id (the file stem) of a decision without one")

@@ -482,10 +482,24 @@ class JudgeScore(Metric):
 
 
 LATENCY_STAGES = ("retrieval", "generation", "total")
+# Parts of retrieval (or tiny steps) that would only clutter the report; other stages the assistant times
+# (an evidence or rerank step, say) are reported beside retrieval and generation automatically.
+SUB_STAGES = {"analyse", "dense", "lexical", "lookup"}
 
 
-def default_metrics(judge: bool = False) -> list[Metric]:
-    """Every metric of the report, in report order."""
+def latency_stages(samples: Iterable[Sample]) -> tuple[str, ...]:
+    """retrieval, any further timed stage the samples carry, generation, total (in that order)."""
+    seen: dict[str, None] = {}
+    for s in samples:
+        for key in s.timings_ms:
+            if key.endswith("_ms"):
+                seen.setdefault(key[:-3], None)
+    extra = [k for k in seen if k not in LATENCY_STAGES and k not in SUB_STAGES]
+    return ("retrieval", *extra, "generation", "total")
+
+
+def default_metrics(judge: bool = False, stages: Sequence[str] = LATENCY_STAGES) -> list[Metric]:
+    """Every metric of the report, in report order (latency for `stages`; see latency_stages)."""
     metrics: list[Metric] = [
         RetrievalMetric("hit@1", "hit_rate@1", "a gold decision ranked first"),
         RetrievalMetric("hit@5", "hit_rate@5", "a gold decision in the top 5"),
@@ -499,7 +513,7 @@ def default_metrics(judge: bool = False) -> list[Metric]:
         KeyFactRecall(), TokenF1(), RougeL(),
         AbstentionPrecision(), AbstentionRecall(), FalseAbstentionRate(),
     ]
-    metrics += [LatencyPercentile(stage, p) for stage in LATENCY_STAGES for p in (50, 95)]
+    metrics += [LatencyPercentile(stage, p) for stage in stages for p in (50, 95)]
     if judge:
         metrics += [JudgeScore("faithfulness", "LLM judge: claims supported by the retrieved passages (0-1)"),
                     JudgeScore("correctness", "LLM judge: agreement with the reference answer (0-1)")]
@@ -518,7 +532,7 @@ def score_samples(samples: Sequence[Sample], metrics: Sequence[Metric] | None = 
         idx = [i for i, s in enumerate(samples) if metric.applies(s)]
         values = metric.score_many([samples[i] for i in idx]) if idx else []
         column: list[float | None] = [None] * len(samples)
-        for i, v in zip(idx, values):
+        for i, v in zip(idx, values, strict=True):
             column[i] = float(v)
         out[metric.name] = column
     return out
@@ -534,7 +548,10 @@ class Estimate:
     n: int
 
     def to_dict(self) -> dict[str, Any]:
-        r = (lambda x: None if x is None else round(float(x), 6))
+        """{value, ci_low, ci_high, n}, rounded for the report."""
+        def r(x: float | None) -> float | None:
+            return None if x is None else round(float(x), 6)
+
         return {"value": r(self.value), "ci_low": r(self.low), "ci_high": r(self.high), "n": self.n}
 
 
@@ -594,19 +611,24 @@ def paired_test(a: Mapping[str, float | None], b: Mapping[str, float | None], n_
     y = np.asarray([b[q] for q in ids], dtype=float)
     d = x - y
     out = {"n": len(ids), "mean_a": float(x.mean()), "mean_b": float(y.mean()), "diff": float(d.mean())}
-    if len(ids) < 2 or np.ptp(d) == 0:
-        same = float(d.mean())
-        return {**out, "ci_low": same, "ci_high": same, "p_value": 1.0 if same == 0 else None}
+    if not d.any():
+        return {**out, "ci_low": 0.0, "ci_high": 0.0, "p_value": 1.0}
+    if len(ids) < 2:  # one question cannot say whether a difference is real
+        return {**out, "ci_low": None, "ci_high": None, "p_value": None}
     from scipy import stats
 
     def mean_diff(u: np.ndarray, v: np.ndarray, axis: int = -1) -> np.ndarray:
         return np.mean(u - v, axis=axis)
 
-    ci = stats.bootstrap((x, y), mean_diff, paired=True, vectorized=True, n_resamples=n_resamples,
-                         method="percentile", rng=np.random.default_rng(seed)).confidence_interval
+    if np.ptp(d) == 0:  # every question moved by the same amount: the interval is that amount
+        low = high = float(d.mean())
+    else:
+        ci = stats.bootstrap((x, y), mean_diff, paired=True, vectorized=True, n_resamples=n_resamples,
+                             method="percentile", rng=np.random.default_rng(seed)).confidence_interval
+        low, high = float(ci.low), float(ci.high)
     perm = stats.permutation_test((x, y), mean_diff, permutation_type="samples", vectorized=True,
                                   n_resamples=n_resamples, alternative="two-sided", rng=np.random.default_rng(seed))
-    return {**out, "ci_low": float(ci.low), "ci_high": float(ci.high), "p_value": float(perm.pvalue)}
+    return {**out, "ci_low": low, "ci_high": high, "p_value": float(perm.pvalue)}
 
 
 def question_score(sample: Sample, scores: Scores, index: int) -> float:

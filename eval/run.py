@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eval.gold import GoldQuestion, file_sha256, load_gold
-from eval.metrics import DocRef, Metric, Sample, default_metrics, score_samples, summarise, worst_questions
+from eval.metrics import (DocRef, Metric, Sample, default_metrics, latency_stages, score_samples, summarise,
+                          worst_questions)
 
 if TYPE_CHECKING:
     from eval.judge import Judge
@@ -56,6 +57,7 @@ class CorpusInfo:
     ingest_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
         return dict(self.__dict__)
 
 
@@ -285,7 +287,8 @@ def build_report(name: str, samples: Sequence[Sample], records: Sequence[RunReco
                  n_resamples: int = N_RESAMPLES, seed: int = SEED, judge: Judge | None = None,
                  extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, list[float | None]]]:
     """report.json's content and the per-question scores."""
-    metrics = list(metrics) if metrics is not None else default_metrics(judge=judge is not None)
+    if metrics is None:
+        metrics = default_metrics(judge=judge is not None, stages=latency_stages(samples))
     scores = score_samples(samples, metrics)
     summary = summarise(samples, metrics, scores, n_resamples=n_resamples, seed=seed)
     by_type: dict[str, int] = {}
@@ -409,7 +412,11 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
 
 def build_parser(prog: str = "python -m eval run") -> argparse.ArgumentParser:
     """The `run` command line."""
-    p = argparse.ArgumentParser(prog=prog, description="Evaluate the assistant on a gold set and write a report.")
+    p = argparse.ArgumentParser(
+        prog=prog, description="Evaluate the assistant on a gold set and write a report.",
+        epilog="The LLM judge is optional: only with --judge-base-url and --judge-model does it grade answers "
+               "(faithfulness, correctness; key from OMBUDS_OPENAI_API_KEY). Nothing else needs it. "
+               "See eval/README.md.")
     add_common_arguments(p)
     p.add_argument("--corpus", type=Path, nargs="+", default=[], metavar="DIR",
                    help="decision files/folders to ingest first (into a fresh temporary index unless --index-dir)")
@@ -447,7 +454,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m eval run") -> int
         parser.error("--judge-base-url and --judge-model go together")
 
     from eval.gold import GoldError
-    from rag.errors import ConfigError, OmbudsError
+    from rag.errors import ConfigError, IndexStateError, OmbudsError
     from rag.logs import setup_logging
     from rag.settings import load_settings
 
@@ -478,7 +485,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m eval run") -> int
                                           n_resamples=args.resamples, seed=args.seed, judge=judge,
                                           extra={"questions_seconds": round(seconds, 2)})
             paths = write_run_outputs(args.out, report, samples, records, scores)
-    except ConfigError as exc:
+    except (ConfigError, IndexStateError) as exc:  # a missing or mismatched index is fixed by the user
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (OmbudsError, RuntimeError) as exc:

@@ -152,7 +152,9 @@ class ExtractiveBackend:
     model: str | None = None
     prompt_version: str | None = None
 
-    def __init__(self, max_sentences: int = 6, per_decision: int = 3, whole_decisions: int = 3):
+    def __init__(self, max_sentences: int = 6, per_decision: int = 3, whole_decisions: int = 3,
+                 keep_ratio: float = 0.6):
+        self.keep_ratio = keep_ratio
         self.max_sentences = max_sentences
         self.per_decision = per_decision
         self.whole_decisions = whole_decisions
@@ -238,7 +240,10 @@ class ExtractiveBackend:
                 continue
             chosen.append(best)
             per_doc[best.doc_id] = per_doc.get(best.doc_id, 0) + 1
-        return chosen
+        # Decisions whose best sentence is far weaker than the best overall add noise, not evidence.
+        top = max((c.score for c in chosen), default=0.0)
+        best_of = {d: max(c.score for c in chosen if c.doc_id == d) for d in per_doc}
+        return [c for c in chosen if best_of[c.doc_id] >= self.keep_ratio * top]
 
     def compose(self, ctx: AnswerContext) -> str:
         """The answer text: per decision (in rank order) a heading and its chosen sentences with citations."""

@@ -12,7 +12,7 @@ export ANONYMIZED_TELEMETRY := False
 export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test setup setup-test ingest-sample ask chroma eval compare bench clean-index
+.PHONY: run test setup setup-test ingest-sample ask chroma eval compare bench bench-quick clean-index
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,8 @@ test: setup-test
 ask: ingest-sample
 	$(BIN)/python -m rag ask "When does the ICO handle rectification?"
 
-# A real Chroma server on loopback with its own data folder (see README "Chroma as a server").
+# A real Chroma server on loopback with its own data folder (see bench/README.md "Embedded, server, distributed").
+# Then, in another shell, the app, ingest and eval use it with one setting: OMBUDS_CHROMA_URL=http://127.0.0.1:8000
 chroma: setup
 	$(BIN)/chroma run --path data/chroma-server --host 127.0.0.1 --port 8000
 
@@ -54,8 +55,13 @@ eval: setup
 compare: setup
 	$(BIN)/python -m eval compare --gold eval/gold/dev.jsonl --corpus data/sample eval/corpus/dev --out reports/compare
 
+# Ingest throughput (this pipeline vs the raw encoder vs naive LangChain) and query latency at 10k/100k chunks,
+# on SYNTHETIC decisions; JSON into bench/results, table on stdout (bench/README.md). About 15 min on 2 idle cores.
 bench: setup
 	$(BIN)/python -m eval.bench --out bench/results
+
+bench-quick: setup
+	$(BIN)/python -m eval.bench --quick --out /tmp/ombuds-bench-quick
 
 clean-index:
 	rm -rf data/index

@@ -7,6 +7,8 @@ FTS5 index over chunk headers and texts for lexical (BM25) retrieval.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import inspect
 import json
 import logging
 import sqlite3
@@ -16,13 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.errors import IndexStateError
+from rag.errors import IndexBusyError, IndexStateError
 from rag.text import query_terms  # noqa: F401  (re-exported for callers)
+from rag.text import stem
 from rag.types import Chunk, Decision, Filters
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
+
+# A BM25 OR-query over words nearly every chunk contains scores nearly every row: 600 ms at 100 000 chunks
+# (bench/NOTES.md). When the query's terms have more postings than this, its commonest terms (each in more
+# than LEXICAL_COMMON_SHARE of the chunks, so with a BM25 weight near zero) are left out of the MATCH, the
+# commonest first, never the last one. Small indexes (the gold set's) never reach the budget.
+LEXICAL_POSTINGS_BUDGET = 20_000
+LEXICAL_COMMON_SHARE = 0.05
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -110,6 +120,8 @@ class Catalog:
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._stats_cache: dict[str, Any] = {"df": {}}
+        self._stats_generation: tuple[int, int] | None = None
         try:
             self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
             self._conn.row_factory = sqlite3.Row
@@ -178,10 +190,22 @@ class Catalog:
         with self._lock:
             return {r[0] for r in self._conn.execute("SELECT chunk_id FROM chunks")}
 
+    def _stats(self) -> dict[str, Any]:
+        """Counts cached until the database changes: data_version moves on another connection's commit,
+        total_changes on this one's writes. Call with the lock held."""
+        generation = (self._conn.execute("PRAGMA data_version").fetchone()[0], self._conn.total_changes)
+        if generation != self._stats_generation or len(self._stats_cache["df"]) > 100_000:
+            self._stats_cache = {"df": {}}
+            self._stats_generation = generation
+        return self._stats_cache
+
     def count_chunks(self) -> int:
-        """Number of chunks."""
+        """Number of chunks (cached: count(*) reads the whole table, 1-10 ms at 100 000 chunks)."""
         with self._lock:
-            return self._conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            stats = self._stats()
+            if "chunks" not in stats:
+                stats["chunks"] = self._conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            return stats["chunks"]
 
     def count_decisions(self) -> int:
         """Number of decisions."""
@@ -307,29 +331,58 @@ class Catalog:
             return [r[0] for r in self._conn.execute(f"SELECT doc_id FROM decisions d WHERE {where}", params)]
 
     def document_frequency(self, terms: Sequence[str]) -> dict[str, int]:
-        """How many chunks contain each (stemmed) term, from the FTS5 vocabulary."""
+        """How many chunks contain each (stemmed) term, from the FTS5 vocabulary (absent terms are left out).
+
+        Cached until the catalog changes: fts5vocab counts by reading the term's whole posting list, about
+        10 ms for a word in every chunk of 100 000 (bench/NOTES.md), and every question asks for its words.
+        """
         if not terms:
             return {}
-        marks = ",".join("?" * len(terms))
         with self._lock:
-            rows = self._conn.execute(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", list(terms))
-            return {r[0]: r[1] for r in rows}
+            cache = self._stats()["df"]
+            missing = [t for t in dict.fromkeys(terms) if t not in cache]
+            if missing:
+                marks = ",".join("?" * len(missing))
+                found = {r[0]: r[1] for r in self._conn.execute(
+                    f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", missing)}
+                for t in missing:
+                    cache[t] = found.get(t, 0)
+            return {t: cache[t] for t in terms if cache[t]}
+
+    def _prune_common_terms(self, terms: Sequence[str]) -> list[str]:
+        """Leave the commonest words out of a large OR-query (see LEXICAL_POSTINGS_BUDGET)."""
+        stems = {t: stem(t) for t in terms}
+        df = self.document_frequency(list(dict.fromkeys(stems.values())))
+        total = sum(df.get(s, 0) for s in set(stems.values()))
+        if total <= LEXICAL_POSTINGS_BUDGET or len(terms) < 2:
+            return list(terms)
+        common = LEXICAL_COMMON_SHARE * self.count_chunks()
+        dropped: set[str] = set()
+        for t in sorted(terms, key=lambda t: -df.get(stems[t], 0)):
+            n = df.get(stems[t], 0)
+            if total <= LEXICAL_POSTINGS_BUDGET or len(terms) - len(dropped) <= 1 or n <= common:
+                break
+            dropped.add(t)
+            total -= n
+        return [t for t in terms if t not in dropped]
 
     def lexical_search(self, terms: Sequence[str], limit: int, filters: Filters | None = None,
                        header_weight: float = 0.5) -> list[tuple[str, float]]:
         """BM25 over chunk header and text: [(chunk_id, score)] best first; score is -bm25 (higher is better)."""
         if not terms:
             return []
+        terms = self._prune_common_terms(terms)
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
         where, params = self.filter_sql(filters or Filters())
-        sql = (
-            "SELECT c.chunk_id, bm25(chunks_fts, ?, 1.0) AS s FROM chunks_fts "
-            "JOIN chunks c ON c.id = chunks_fts.rowid "
-            + ("JOIN decisions d ON d.doc_id = c.doc_id " if filters and filters.active else "")
-            + "WHERE chunks_fts MATCH ? "
-            + (f"AND {where} " if filters and filters.active else "")
-            + "ORDER BY s LIMIT ?"
-        )
+        if filters and filters.active:
+            sql = ("SELECT c.chunk_id, bm25(chunks_fts, ?, 1.0) AS s FROM chunks_fts "
+                   "JOIN chunks c ON c.id = chunks_fts.rowid JOIN decisions d ON d.doc_id = c.doc_id "
+                   f"WHERE chunks_fts MATCH ? AND {where} ORDER BY s LIMIT ?")
+        else:
+            # Rank inside FTS5 first and join only the top rows: joining every match before the LIMIT
+            # cost half the time of a common-word query (457 -> 243 ms at 100 000 chunks, bench/NOTES.md).
+            sql = ("SELECT c.chunk_id, f.s FROM (SELECT rowid AS id, bm25(chunks_fts, ?, 1.0) AS s FROM chunks_fts "
+                   "WHERE chunks_fts MATCH ? ORDER BY s LIMIT ?) f JOIN chunks c ON c.id = f.id ORDER BY f.s")
         args: list[Any] = [header_weight, match]
         if filters and filters.active:
             args.extend(params)
@@ -420,3 +473,43 @@ class Catalog:
             self._conn.execute("DELETE FROM decisions")
             self._conn.execute("DELETE FROM meta WHERE key != 'schema_version'")
             self._conn.execute("COMMIT")
+
+
+def _unreadable(catalog: Catalog, exc: Exception) -> IndexStateError:
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return IndexBusyError(f"The catalog {catalog.path} is locked by another process ({exc}); try again when "
+                              "it has finished.")
+    return IndexStateError(
+        f"The catalog {catalog.path} could not be read ({type(exc).__name__}: {str(exc)[:160]}): it is damaged or "
+        f"was changed by something else. Rebuild the index: python -m ingest --rebuild PATH... "
+        f"--index-dir {catalog.path.parent}"
+    )
+
+
+def _guarded(method):
+    """Turn SQLite errors and undecodable rows met while reading or writing into IndexStateError.
+
+    Corruption is only found when a damaged page is read (opening checks little), so it can surface in any
+    query, mid-answer; it must reach people as the rebuild instruction, not as a traceback.
+    """
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def generator(self, *args, **kwargs):
+            try:
+                yield from method(self, *args, **kwargs)
+            except (sqlite3.Error, json.JSONDecodeError) as exc:
+                raise _unreadable(self, exc) from None
+        return generator
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.Error, json.JSONDecodeError) as exc:
+            raise _unreadable(self, exc) from None
+    return wrapper
+
+
+for _name, _method in list(vars(Catalog).items()):
+    if inspect.isfunction(_method) and not _name.startswith("_") and _name != "close":
+        setattr(Catalog, _name, _guarded(_method))

@@ -18,6 +18,7 @@ import queue
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from ingest.chunk import Chunker
 from ingest.embed import Embedder
 from ingest.parse import SUPPORTED_SUFFIXES, parse_file
 from ingest.store import VectorStore, make_client
-from rag.errors import IndexBusyError, IndexMismatchError, ParseError
+from rag.errors import ConfigError, IndexBusyError, IndexMismatchError, IndexStateError, ParseError
 from rag.settings import Settings
 from rag.types import Chunk, Decision
 
@@ -44,8 +45,22 @@ class IndexLock:
 
     def acquire(self) -> IndexLock:
         """Take the lock now or raise IndexBusyError saying what to do."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        folder = self.path.parent
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"{folder} is a file, not an index folder: point --index-dir (or OMBUDS_INDEX_DIR) "
+                              "at a folder.")
+        if not self.exclusive and not folder.exists():  # a reader must not create an empty index folder
+            raise IndexStateError(
+                f"No index at {folder}: ingest decisions first (python -m ingest data/sample --index-dir {folder})."
+            )
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:  # a file where the folder should be, no permission, no such parent
+            raise ConfigError(
+                f"The index folder {folder} cannot be used ({type(exc).__name__}: {exc.strerror or exc}): point "
+                "--index-dir (or OMBUDS_INDEX_DIR) at a folder that can be created and written."
+            ) from None
         try:
             fcntl.flock(fd, (fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -129,6 +144,7 @@ def open_index(settings: Settings, *, write: bool = False, embedder: Embedder | 
     """
     create = write if create is None else create
     index_lock = None
+    catalog = None
     if lock and (write or not settings.chroma_url):
         index_lock = IndexLock(settings.index_dir, exclusive=write).acquire()
     try:
@@ -137,12 +153,16 @@ def open_index(settings: Settings, *, write: bool = False, embedder: Embedder | 
                 raise ValueError("rebuild needs write=True")
             _wipe(settings)
         catalog = Catalog(settings.catalog_path, create=create or settings.catalog_path.exists())
+        if not write and not settings.chroma_url and not settings.chroma_path.is_dir() and catalog.count_chunks():
+            raise IndexStateError(_damaged(settings, catalog.count_chunks(), 0))
         client = make_client(settings.chroma_path, settings.chroma_url)
         location = settings.chroma_url or str(settings.index_dir)
         store = VectorStore(client, settings.collection, settings.embedding_model, settings.contextual_headers,
                             location, create=True)
+        if settings.chroma_url:
+            _pair_with_server_collection(catalog, store, settings, write)
         embedder = embedder or Embedder(settings.embedding_model, settings.embed_batch_size,
-                                        settings.embedding_backend)
+                                        settings.embedding_backend, cache_dir=settings.model_cache_dir)
         recorded = catalog.get_meta("embedding_model")
         if recorded and recorded != settings.embedding_model:
             raise IndexMismatchError(
@@ -150,11 +170,58 @@ def open_index(settings: Settings, *, write: bool = False, embedder: Embedder | 
                 f"{settings.embedding_model!r}. Set OMBUDS_EMBEDDING_MODEL={recorded!r} or rebuild: "
                 f"python -m ingest --rebuild PATH... --index-dir {settings.index_dir}"
             )
+        if not write:
+            # Fewer vectors than catalog chunks is never a state a write passes through (vectors are written
+            # first, deleted last): the Chroma data was lost or replaced, and dense search would silently miss.
+            chunks, vectors = catalog.count_chunks(), store.count()
+            if vectors < chunks:
+                raise IndexStateError(_damaged(settings, chunks, vectors))
         return Index(catalog, store, embedder, settings, index_lock)
     except BaseException:
+        if catalog is not None:
+            catalog.close()
         if index_lock:
             index_lock.release()
         raise
+
+
+def _damaged(settings: Settings, chunks: int, vectors: int) -> str:
+    """The message for an index whose Chroma data lacks vectors the catalog lists."""
+    where = f"the Chroma server {settings.chroma_url}" if settings.chroma_url else f"{settings.chroma_path}"
+    target = (f"--chroma-url {settings.chroma_url} --index-dir {settings.index_dir}" if settings.chroma_url
+              else f"--index-dir {settings.index_dir}")
+    return (f"The index in {settings.index_dir} is damaged: its catalog lists {chunks} chunks but {where} holds "
+            f"{vectors} vectors (missing, emptied or replaced). Repair it with python -m ingest PATH... {target} "
+            f"(re-embeds what is missing), or rebuild it: python -m ingest --rebuild PATH... {target}")
+
+
+def _pair_with_server_collection(catalog: Catalog, store: VectorStore, settings: Settings, write: bool) -> None:
+    """One catalog per server collection. Every catalog reconciles Chroma to itself, so a second catalog on
+    the same collection (an evaluation's temporary index, another index folder) would delete the first one's
+    vectors: refuse instead, saying how to give it a collection of its own."""
+    owner = catalog.get_meta("catalog_id")
+    if owner is None:
+        if not write:
+            return  # a catalog from before this check, opened to read: nothing to compare yet
+        owner = uuid.uuid4().hex
+        catalog.set_meta("catalog_id", owner)
+    meta = store.collection.metadata or {}
+    found = meta.get("catalog_id")
+    if found == owner:
+        return
+    if found is None and write and (catalog.count_chunks() > 0 or store.count() == 0):
+        store.set_metadata(catalog_id=owner, catalog_path=str(settings.catalog_path))
+        return
+    if found is None and not write:
+        return
+    elsewhere = meta.get("catalog_path") or "another index folder"
+    raise IndexMismatchError(
+        f"The collection {settings.collection!r} on the Chroma server {settings.chroma_url} belongs to the "
+        f"catalog in {elsewhere}, not to {settings.catalog_path}"
+        + ("" if found else f" (it holds {store.count()} vectors this empty catalog does not list)")
+        + ". Writing here would delete its vectors. Point OMBUDS_INDEX_DIR (--index-dir) at that folder, or give "
+        "this index its own collection: OMBUDS_COLLECTION=another_name (--collection)."
+    )
 
 
 @dataclass
@@ -268,8 +335,9 @@ class Indexer:
             log.exception("unexpected error parsing %s", path)
             return _Parsed(path, None, [], f"unexpected parser error: {type(exc).__name__}: {exc}")
         if decision.fictional and not self.allow_fictional:
-            return _Parsed(path, None, [], "marked FICTIONAL — evaluation only: not ingested into the default "
-                                           "index (use --index-dir for an evaluation index)")
+            return _Parsed(path, None, [], "marked FICTIONAL — evaluation only (or SYNTHETIC — benchmark only): "
+                                           "not ingested into the default index (use --index-dir for an "
+                                           "evaluation index)")
         return _Parsed(path, decision, self.chunker.chunk(decision), None)
 
     def _parsed_stream(self, files: list[tuple[Path, str | None]]) -> Iterator[_Parsed]:

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES = {".txt": "text", ".text": "text", ".html": "html", ".htm": "html", ".md": "markdown",
                       ".markdown": "markdown"}
 FICTIONAL_MARK = "FICTIONAL — evaluation only"
+# Benchmark files from eval/synth.py: treated exactly like FICTIONAL, so they never enter the default index.
+SYNTHETIC_MARK = "SYNTHETIC — benchmark only"
+_MARK_KEYS = {"fictional — evaluation only", "synthetic — benchmark only"}
 
 LineKind = Literal["heading", "numbered", "bullet", "text"]
 
@@ -193,6 +196,11 @@ def lines_from_html(html: str) -> list[Line]:
     def text_of(tag: Tag) -> str:
         return clean_text(tag.get_text(" ", strip=True))
 
+    def one_line(text: str) -> str:
+        # Newlines inside an HTML element are layout, not structure: a heading, list item, definition or
+        # table row is one line (else a furniture line hidden inside one survived as paragraph text).
+        return re.sub(r"\s+", " ", text).strip()
+
     def has_block_child(tag: Tag) -> bool:
         return any(isinstance(c, Tag) and c.name in _BLOCK_TAGS for c in tag.children)
 
@@ -222,7 +230,7 @@ def lines_from_html(html: str) -> list[Line]:
                 continue
             flush_loose()
             if name in ("h1", "h2", "h3", "h4", "h5", "h6"):
-                text = text_of(child)
+                text = one_line(text_of(child))
                 if text:
                     out.append(Line("heading", text, 0, level=int(name[1])))
             elif name in ("ol", "ul"):
@@ -231,8 +239,8 @@ def lines_from_html(html: str) -> list[Line]:
                 kind: LineKind = "numbered" if list_stack and list_stack[-1] == "ol" else "bullet"
                 depth = max(0, len(list_stack) - 1)
                 direct = [c for c in child.children if not (isinstance(c, Tag) and c.name in ("ol", "ul"))]
-                text = clean_text(" ".join(
-                    c.get_text(" ", strip=True) if isinstance(c, Tag) else str(c) for c in direct))
+                text = one_line(clean_text(" ".join(
+                    c.get_text(" ", strip=True) if isinstance(c, Tag) else str(c) for c in direct)))
                 if text:
                     out.append(Line(kind, text, 4 * depth if kind == "bullet" else 2 + 4 * depth,
                                     "1" if kind == "numbered" else "\u2022"))
@@ -242,11 +250,11 @@ def lines_from_html(html: str) -> list[Line]:
                 key = None
                 for item in child.find_all(["dt", "dd"]):
                     if item.name == "dt":
-                        key = text_of(item)
+                        key = one_line(text_of(item))
                     elif key:
-                        out.append(Line("text", f"{key.rstrip(':')} : {text_of(item)}"))
+                        out.append(Line("text", f"{key.rstrip(':')} : {one_line(text_of(item))}"))
             elif name == "tr":
-                text = " | ".join(text_of(c) for c in child.find_all(["td", "th"]))
+                text = " | ".join(one_line(text_of(c)) for c in child.find_all(["td", "th"]))
                 if text.strip(" |"):
                     out.append(Line("text", text))
             elif has_block_child(child):
@@ -323,7 +331,7 @@ def _read_header(lines: list[Line]) -> tuple[_Header, int, bool]:
         line = lines[i]
         text = line.text
         key = normalise_key(text)
-        if text.strip() == FICTIONAL_MARK or key == normalise_key(FICTIONAL_MARK):
+        if key in _MARK_KEYS:
             fictional = True
             i += 1
             continue
@@ -505,7 +513,7 @@ def _drop_preamble(lines: list[Line]) -> list[Line]:
             return lines
         if _TITLE.match(line.text):
             keep = [l for l in lines[:i] if _FIELD.match(l.text) or _SUMMARY.match(l.text)
-                    or normalise_key(l.text) == normalise_key(FICTIONAL_MARK)]
+                    or normalise_key(l.text) in _MARK_KEYS]
             return keep + lines[i:]
     return lines
 
@@ -513,7 +521,10 @@ def _drop_preamble(lines: list[Line]) -> list[Line]:
 def parse_lines(lines: list[Line], source_path: str | Path) -> Decision:
     """Build a Decision from classified lines. Raises ParseError when it is not a decision."""
     path = Path(source_path)
-    kept = _drop_preamble([l for l in lines if not (l.kind in ("text", "heading") and is_furniture(l.text))])
+    # A list item that is nothing but a furniture phrase ("<li>Back to top</li>") is furniture too; the
+    # cookie patterns stay for unmarked lines only, as they also match sentences about cookie policies.
+    kept = _drop_preamble([l for l in lines if not (l.kind in ("text", "heading") and is_furniture(l.text)
+                                                    or normalise_key(l.text) in FURNITURE)])
     header, start, fictional = _read_header(kept)
     body = kept[start:]
     sections = _build_sections(body)

@@ -6,6 +6,7 @@ different ones is a clear error rather than silently wrong answers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -14,12 +15,19 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from rag.errors import ConfigError, IndexMismatchError, IndexStateError
+from rag.errors import ConfigError, IndexMismatchError, IndexStateError, OmbudsError
 from rag.types import Chunk
 
 log = logging.getLogger(__name__)
 
+# Vectors per Chroma write: 100 -> 1.35, 200 -> 1.14, 1000 -> 1.05 ms CPU per vector (with documents;
+# bench/NOTES.md); 200 keeps each write short for concurrent readers of a server.
 WRITE_BATCH = 200
+
+
+def chroma_failure(exc: BaseException) -> bool:
+    """An error from Chroma, including a Rust panic (pyo3's PanicException derives from BaseException)."""
+    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
 
 
 def make_client(chroma_path: Path, chroma_url: str | None):
@@ -35,7 +43,9 @@ def make_client(chroma_path: Path, chroma_url: str | None):
         try:
             return chromadb.HttpClient(host=url.hostname, port=url.port or (443 if url.scheme == "https" else 8000),
                                        ssl=url.scheme == "https", settings=chroma_settings)
-        except Exception as exc:  # chromadb raises ValueError/ConnectionError variants when the server is absent
+        except BaseException as exc:  # chromadb raises ValueError/ConnectionError variants when the server is absent
+            if not chroma_failure(exc):
+                raise
             raise IndexStateError(
                 f"Cannot reach the Chroma server at {chroma_url} ({type(exc).__name__}: {str(exc)[:160]}). "
                 "Start it (make chroma) or unset OMBUDS_CHROMA_URL to use the embedded index."
@@ -43,7 +53,9 @@ def make_client(chroma_path: Path, chroma_url: str | None):
     chroma_path.mkdir(parents=True, exist_ok=True)
     try:
         return chromadb.PersistentClient(path=str(chroma_path), settings=chroma_settings)
-    except Exception as exc:  # a corrupt folder surfaces as assorted Rust/SQLite errors
+    except BaseException as exc:  # a corrupt folder surfaces as assorted Rust/SQLite errors, even panics
+        if not chroma_failure(exc):
+            raise
         raise IndexStateError(
             f"The Chroma data in {chroma_path} cannot be opened ({type(exc).__name__}: {str(exc)[:160]}). "
             f"Rebuild the index: python -m ingest --rebuild PATH... --index-dir {chroma_path.parent}"
@@ -70,7 +82,9 @@ class VectorStore:
                 self.collection = client.get_collection(collection, embedding_function=None)
         except IndexMismatchError:
             raise
-        except Exception as exc:  # NotFoundError and server errors differ between client kinds
+        except BaseException as exc:  # NotFoundError and server errors differ between client kinds
+            if not chroma_failure(exc):
+                raise
             if not create:
                 raise IndexStateError(
                     f"No collection {collection!r} in {location}: ingest decisions first "
@@ -88,27 +102,56 @@ class VectorStore:
                     f"python -m ingest --rebuild PATH... (with the same --index-dir/--chroma-url)."
                 )
 
+    @contextlib.contextmanager
+    def _chroma(self, action: str) -> Iterator[None]:
+        """Chroma failures (damaged data found by a query, a server gone) as IndexStateError, not tracebacks."""
+        try:
+            yield
+        except BaseException as exc:  # chromadb raises InternalError, InvalidArgumentError, HTTP errors, panics
+            if isinstance(exc, OmbudsError) or not chroma_failure(exc):
+                raise
+            detail = f"{type(exc).__name__}: {str(exc)[:200]}"
+            if self.location.startswith(("http://", "https://")):
+                raise IndexStateError(
+                    f"The Chroma server at {self.location} failed to {action} ({detail}). Check that it is running "
+                    f"(make chroma); if its data is damaged, rebuild: python -m ingest --rebuild PATH... "
+                    f"--chroma-url {self.location}"
+                ) from None
+            raise IndexStateError(
+                f"The Chroma data in {self.location} failed to {action} ({detail}): it is damaged. Rebuild the "
+                f"index: python -m ingest --rebuild PATH... --index-dir {self.location}"
+            ) from None
+
     def check_dimension(self, dim: int) -> None:
         """Refuse vectors of another size than the collection holds."""
         stored = (self.collection.metadata or {}).get("dim")
         if stored is None:
             meta = {k: v for k, v in (self.collection.metadata or {}).items() if not k.startswith("hnsw:")}
-            self.collection.modify(metadata={**meta, "dim": dim})
+            with self._chroma("record the vector size"):
+                self.collection.modify(metadata={**meta, "dim": dim})
         elif int(stored) != dim:
             raise IndexMismatchError(
                 f"The index in {self.location} holds {stored}-dimensional vectors; the embedding model gives {dim}. "
                 "Rebuild the index with python -m ingest --rebuild PATH..."
             )
 
+    def set_metadata(self, **values: Any) -> None:
+        """Add keys to the collection's metadata (Chroma refuses hnsw:* keys on modify; they are kept out)."""
+        meta = {k: v for k, v in (self.collection.metadata or {}).items() if not k.startswith("hnsw:")}
+        with self._chroma("update the collection's metadata"):
+            self.collection.modify(metadata={**meta, **values})
+
     def count(self) -> int:
         """Number of vectors."""
-        return int(self.collection.count())
+        with self._chroma("count vectors"):
+            return int(self.collection.count())
 
     def ids(self, page: int = 5000) -> Iterator[str]:
         """Every id in the collection, paged."""
         offset = 0
         while True:
-            got = self.collection.get(include=[], limit=page, offset=offset)
+            with self._chroma("list vectors"):
+                got = self.collection.get(include=[], limit=page, offset=offset)
             batch = got["ids"]
             if not batch:
                 return
@@ -121,26 +164,30 @@ class VectorStore:
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
         for start in range(0, len(chunks), WRITE_BATCH):
             part = chunks[start:start + WRITE_BATCH]
-            self.collection.upsert(
-                ids=[c.chunk_id for c in part],
-                embeddings=vectors[start:start + WRITE_BATCH],
-                documents=[c.embedding_text(self.contextual_headers) for c in part],
-                metadatas=[{k: v for k, v in c.metadata.items() if v is not None and v != ""} for c in part],
-            )
+            with self._chroma("write vectors"):
+                self.collection.upsert(
+                    ids=[c.chunk_id for c in part],
+                    embeddings=vectors[start:start + WRITE_BATCH],
+                    # No documents: the catalog holds the text and does the lexical search. Chroma would store
+                    # each text again and index it for full-text search: 1.14 -> 0.55 ms CPU per vector at
+                    # batch 200, and most of its disk (bench/NOTES.md).
+                    metadatas=[{k: v for k, v in c.metadata.items() if v is not None and v != ""} for c in part],
+                )
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove vectors by id (absent ids are ignored)."""
         ids = list(ids)
         for start in range(0, len(ids), WRITE_BATCH):
-            self.collection.delete(ids=ids[start:start + WRITE_BATCH])
+            with self._chroma("delete vectors"):
+                self.collection.delete(ids=ids[start:start + WRITE_BATCH])
 
     def query(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         """Nearest chunks: [(chunk_id, cosine similarity)] best first."""
-        total = self.count()
-        if total == 0:
-            return []
-        result = self.collection.query(query_embeddings=[vector], n_results=min(n, total), where=where or None,
-                                       include=["distances"])
+        # No count() first: it reads every row (8-20 ms at 100 000 vectors, bench/NOTES.md), and Chroma 1.5
+        # answers n_results above the collection size, or an empty collection, with what it has.
+        with self._chroma("search"):
+            result = self.collection.query(query_embeddings=[vector], n_results=n, where=where or None,
+                                           include=["distances"])
         ids = result["ids"][0]
         distances = result["distances"][0]
         return [(i, 1.0 - float(d)) for i, d in zip(ids, distances)]

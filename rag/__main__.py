@@ -75,11 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with assistant:
-        if args.command == "status":
-            for key, value in assistant.status().items():
-                print(f"{key}: {value}")
-            return 0
         try:
+            if args.command == "status":
+                for key, value in assistant.status().items():
+                    print(f"{key}: {value}")
+                return 0
             filters = Filters(authority=args.authority, category=args.category, outcome=args.outcome,
                               since=args.since, until=args.until)
             answer = None
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                     answer = item
                 elif stream_out:
                     print(item, end="", flush=True)
-        except QuestionError as exc:
+        except (QuestionError, ConfigError, IndexStateError) as exc:  # bad filters; damage found by a query
             print(f"error: {exc}", file=sys.stderr)
             return 2
         except OmbudsError as exc:

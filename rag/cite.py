@@ -125,7 +125,9 @@ class CitationVerifier:
             if all(r is None for r in results):
                 return match.group(0)  # not a citation: "[sic]", "(see below)"
             kept = [label for r in results if r for label in r]
-            return "[" + "; ".join(dict.fromkeys(kept)) + "]" if kept else ""
+            # A claim whose only citation was invented says so, rather than sitting uncited beside (and so
+            # looking supported by) the next sentence's real citation.
+            return "[" + "; ".join(dict.fromkeys(kept)) + "]" if kept else REMOVED_MARK
 
         return _BRACKET.sub(replace, text)
 
@@ -197,12 +199,15 @@ def mark_uncited_sentences(text: str, reach: int = 2) -> tuple[str, int]:
         bullet = re.match(r"^(\s*(?:[-*•]|\d+\.)\s+)", line)
         prefix = bullet.group(1) if bullet else ""
         sentences = split_sentences(line[len(prefix):])
-        cited = [bool(re.search(r"\[[^\]]+\]", s)) or UNCITED_MARK in s or len(s.split()) < 4 for s in sentences]
+        real = [bool(re.search(r"\[[^\]]+\]", s.replace(REMOVED_MARK, ""))) for s in sentences]
+        cited = [has or UNCITED_MARK in s or (len(s.split()) < 4 and REMOVED_MARK not in s)
+                 for has, s in zip(real, sentences)]
         covered = list(cited)
-        for i, has in enumerate(cited):
-            if has and re.search(r"\[[^\]]+\]", sentences[i]):
+        for i, has in enumerate(real):
+            if has:
                 for j in range(max(0, i - reach), i):
-                    covered[j] = True
+                    # a sentence that lost an invented citation is not covered by its neighbour's real one
+                    covered[j] = covered[j] or REMOVED_MARK not in sentences[j]
         marked = []
         for sentence, ok in zip(sentences, covered):
             if ok:

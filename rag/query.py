@@ -23,6 +23,9 @@ _PRONOUNS = re.compile(r"\b(they|them|their|it|its|that|this|those|these|he|she|
                        re.I)
 
 
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+
+
 def clean_question(text: str, max_chars: int) -> str:
     """Strip control characters and surrounding space; refuse empty or over-long questions."""
     if text is None:
@@ -32,6 +35,7 @@ def clean_question(text: str, max_chars: int) -> str:
             f"The question is {len(text):,} characters long; the limit is {max_chars:,}. "
             "Shorten it to the point you want answered."
         )
+    text = _ANSI_ESCAPE.sub(" ", text)  # pasted from a terminal: drop "\x1b[31m" whole, not leave "[31m"
     cleaned = "".join(ch if ch in "\n\t" or unicodedata.category(ch)[0] != "C" else " " for ch in text)
     cleaned = re.sub(r"\s+", " ", cleaned).strip()
     if not cleaned:

@@ -83,3 +83,41 @@ def test_ingest_into_a_chroma_server(chroma_server, make_settings, embedder):
     again = build_index(settings, [SAMPLE_DIR], embedder)
     assert (again.unchanged, again.added, again.updated, again.chunks_written) == (5, 0, 0, 0)
     assert collection.count() == len(catalog_ids)
+
+
+
+@pytest.mark.slow
+def test_ask_answers_from_a_chroma_server_that_no_second_catalog_can_take_over(chroma_server, make_settings,
+                                                                                embedder, tmp_path):
+    """The whole path on the server: ingest, then Assistant.ask finds and cites the decisions that say so.
+
+    Another index folder (an evaluation's temporary index) on the same collection is refused: its reconcile
+    would otherwise delete every vector the first catalog owns.
+    """
+    from rag.assistant import Assistant
+    from rag.errors import IndexMismatchError
+
+    settings = make_settings(chroma_url=chroma_server)
+    report = build_index(settings, [SAMPLE_DIR], embedder)
+    assert (report.added, report.failed) == (5, 0)
+    with Assistant(settings, open_index(settings, write=False, embedder=embedder)) as assistant:
+        answer = assistant.ask("When does the ICO handle rectification?")
+        assert assistant.status()["index"] == chroma_server
+    assert not answer.abstained
+    assert {"23 009 429", "002_7d099216e168a9a0"} <= set(answer.cited_labels)
+    assert any("dense" in h.retrievers for h in answer.sources)  # the vectors came back from the server
+
+    intruder = make_settings(chroma_url=chroma_server, index_dir=tmp_path / "other-index")
+    with pytest.raises(IndexMismatchError, match="OMBUDS_COLLECTION") as refused:
+        open_index(intruder, write=True, embedder=embedder)
+    assert str(settings.catalog_path) in str(refused.value)
+    with pytest.raises(IndexMismatchError):
+        open_index(intruder, write=False, embedder=embedder)
+    index = open_index(settings, write=False, embedder=embedder)
+    try:
+        assert index.store.count() == index.catalog.count_chunks() == report.chunks_written  # nothing deleted
+    finally:
+        index.close()
+    # With a collection of its own, the second index works beside the first.
+    own = make_settings(chroma_url=chroma_server, index_dir=tmp_path / "other-index", collection="eval_copy")
+    assert build_index(own, [SAMPLE_DIR], embedder).added == 5

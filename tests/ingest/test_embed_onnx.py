@@ -1,0 +1,42 @@
+"""The ONNX backend (the default): exported locally from the packaged model, it gives the torch vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ingest.onnx_embed import OnnxSentenceEncoder
+
+try:  # the shared helper in tests/conftest.py, under either pytest import mode (prepend / importlib)
+    from conftest import SAMPLE_DIR
+except ImportError:
+    from tests.conftest import SAMPLE_DIR
+
+
+@pytest.mark.slow
+def test_onnx_backend_gives_the_torch_vectors(embedder):
+    from ingest.embed import Embedder
+
+    long_text = (SAMPLE_DIR / "003_67a1953511426527.txt").read_text(encoding="utf-8")  # far over 256 tokens
+    texts = ["When does the ICO handle rectification?", "Council tax reduction", long_text,
+             "The Council will pay Miss X £300 to acknowledge the distress caused."]
+    onnx = Embedder(backend="onnx")
+    got, want = onnx.embed(texts), embedder.embed(texts)
+    assert onnx.backend == "onnx" and onnx.dim == embedder.dim == 384
+    assert got.shape == want.shape and got.dtype == np.float32
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert (got * want).sum(axis=1).min() > 0.9999  # same model, same truncation, same pooling
+    assert onnx._onnx.path.parent.parent == onnx.cache_dir  # exported into the cache, not next to the model
+
+
+def test_batches_keep_chunks_together_and_split_sentences_by_length():
+    chunks = np.array([256, 256, 250, 240, 256, 230] * 20)
+    batches = OnnxSentenceEncoder.batches(chunks, 64)
+    assert [len(b) for b in batches] == [64, 56]  # near-equal lengths: full batches
+    sentences = np.array([120, 90, 80, 40, 38, 35, 33, 30, 22, 20, 18, 15, 12])
+    batches = OnnxSentenceEncoder.batches(sentences, 64)
+    assert sorted(i for b in batches for i in b) == list(range(len(sentences)))  # each text exactly once
+    for b in batches:
+        assert list(sentences[b]) == sorted(sentences[b], reverse=True)
+    padded = sum(len(b) * sentences[b].max() for b in batches)
+    assert padded < 0.75 * len(sentences) * sentences.max()  # far less padding than one batch of 64

@@ -14,7 +14,7 @@ from rag.answer import NOT_FOUND, AnswerContext, ChatBackend, ExtractiveBackend,
 from rag.cite import CitationVerifier, StreamingVerifier, mark_uncited_sentences
 from rag.errors import BackendError, ConfigError
 from rag.evidence import SentenceEvidence, named_councils, sentence_evidence
-from rag.query import QueryAnalyser, coerce_history, find_authorities
+from rag.query import QueryAnalyser, coerce_history, expand_acronyms, find_authorities
 from rag.retrieve import HybridRetriever, Retrieval, RetrievalConfig
 from rag.settings import Settings, apply_offline_environment, load_settings
 from rag.types import Answer, Citation, Decision, Filters, Query
@@ -174,7 +174,8 @@ class Assistant:
             notes.append("No decisions about " + " or ".join(unknown) + " are in the index.")
             prefix = "".join(f"_{n}_\n\n" for n in notes)
         t = time.perf_counter()
-        evidence = sentence_evidence(self.index.embedder, query.standalone, retrieval.hits, decisions)
+        evidence = sentence_evidence(self.index.embedder, expand_acronyms(query.standalone), retrieval.hits,
+                                     decisions)
         timings["evidence_ms"] = (time.perf_counter() - t) * 1000
         if unknown and not retrieval.looked_up or self._weak(query, retrieval, evidence):
             text = prefix + self._abstain_text(retrieval, decisions)

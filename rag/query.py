@@ -26,6 +26,36 @@ _PRONOUNS = re.compile(r"\b(they|them|their|it|its|that|this|those|these|he|she|
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 
 
+# Acronyms staff use for bodies and processes the decisions spell out in full. The small embedding model
+# barely knows them: "When does the ICO handle rectification?" is 0.41 similar to the sentence that answers
+# it, and 0.64 once "Information Commissioner's Office" is added.
+ACRONYMS = {
+    "ICO": "Information Commissioner's Office", "LGO": "Local Government Ombudsman",
+    "LGSCO": "Local Government and Social Care Ombudsman", "EHC": "education, health and care",
+    "EHCP": "education, health and care plan", "SEND": "special educational needs and disabilities",
+    "SEN": "special educational needs", "CPC": "child protection conference",
+    "ICPC": "initial child protection conference", "PCN": "penalty charge notice",
+    "CTR": "council tax reduction", "DFG": "disabled facilities grant", "CQC": "Care Quality Commission",
+    "ASB": "anti-social behaviour", "HMO": "house in multiple occupation",
+    "DoLS": "deprivation of liberty safeguards", "SAR": "subject access request",
+}
+_ACRONYM_RE = re.compile(r"\b(" + "|".join(sorted(ACRONYMS, key=len, reverse=True)) + r")\b")
+
+
+def expand_acronyms(text: str) -> str:
+    """Add the spelled-out form after each known acronym: "the ICO (Information Commissioner's Office)"."""
+    seen: set[str] = set()
+
+    def add(match: re.Match[str]) -> str:
+        word = match.group(1)
+        if word in seen or ACRONYMS[word].lower() in text.lower():
+            return word
+        seen.add(word)
+        return f"{word} ({ACRONYMS[word]})"
+
+    return _ACRONYM_RE.sub(add, text)
+
+
 def clean_question(text: str, max_chars: int) -> str:
     """Strip control characters and surrounding space; refuse empty or over-long questions."""
     if text is None:

@@ -14,7 +14,6 @@ import collections
 import importlib.util
 import os
 import random
-import shutil
 import signal
 import sqlite3
 import subprocess

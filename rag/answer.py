@@ -91,6 +91,22 @@ def sentences_of(text: str) -> list[str]:
     return out
 
 
+# Words addressed to a language model, not to a reader: a decision never needs them, and a paragraph that carries
+# them (planted, or pasted from somewhere) is not quoted back as the answer nor counted as evidence. It stays in
+# the source cards, which show the paragraph as the file has it.
+_INSTRUCTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+|the\s+|your\s+)*(?:previous|prior|above|earlier|"
+    r"preceding|system)\s+(?:instructions?|prompts?|messages?|rules)\b"
+    r"|^\s*(?:system|assistant)\s*:|\byou are now (?:in \w+ mode|an? (?:ai|assistant|language model|chatbot))\b"
+    r"|\bdeveloper mode\b|\bnew instructions?\s*:"
+    r"|<\|?(?:im_start|im_end|system)\|?>", re.I)
+
+
+def addressed_to_a_model(text: str) -> bool:
+    """Whether a paragraph reads as an instruction to a language model ("Ignore previous instructions...")."""
+    return bool(_INSTRUCTION.search(text))
+
+
 _INTENTS = {
     "money": re.compile(r"\b(how much|pay|paid|payment|compensat\w*|remed\w*|refund\w*|award\w*|money|£)", re.I),
     "time": re.compile(r"\b(how long|how late|how often|when|by when|deadline|delay\w*|late|weeks?|months?|days?)\b",
@@ -181,6 +197,8 @@ class ExtractiveBackend:
             if rank >= self.whole_decisions:
                 paragraphs = [(n, t) for n, t in paragraphs if n in hit_paras[doc]]
             for number, text in paragraphs:
+                if addressed_to_a_model(text):
+                    continue
                 section = "summary" if number == 0 else (decision.section_of(number) or "")
                 sentences = sentences_of(text)
                 for i, sentence in enumerate(sentences):
@@ -349,7 +367,8 @@ class ChatBackend:
 
         Paragraphs are chosen by relevance (the question's words and the closest sentence's meaning, with
         boilerplate sections discounted) and then listed in retrieval order, so a small window still gets
-        the paragraphs that answer rather than the first ones of each chunk.
+        the paragraphs that answer rather than the first ones of each chunk. A paragraph addressed to a
+        model ("Ignore previous instructions...") is left out: the model never reads it.
         """
         q = stems(ctx.question)
         scored: list[tuple[float, int, str]] = []
@@ -361,7 +380,7 @@ class ChatBackend:
             date = decision.decision_date.isoformat() if decision.decision_date else "date not stated"
             about = f"({decision.authority or 'council not stated'}, {date}, {decision.outcome or 'outcome not stated'})"
             for number, text in hit_paragraphs(hit, decision):
-                if (decision.doc_id, number) in seen:
+                if (decision.doc_id, number) in seen or addressed_to_a_model(text):
                     continue
                 seen.add((decision.doc_id, number))
                 section = "summary" if number == 0 else (decision.section_of(number) or "").lower()

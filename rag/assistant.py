@@ -11,7 +11,7 @@ from typing import Any
 
 from ingest.index import Index, open_index
 from rag.answer import NOT_FOUND, AnswerContext, ChatBackend, ExtractiveBackend, make_backend
-from rag.cite import CitationVerifier, StreamingVerifier, mark_uncited_sentences
+from rag.cite import CitationVerifier, StreamingVerifier, mark_uncited_sentences, supported_sentences
 from rag.errors import BackendError, ConfigError
 from rag.evidence import SentenceEvidence, named_councils, sentence_evidence
 from rag.query import QueryAnalyser, coerce_history, expand_acronyms, find_authorities
@@ -190,15 +190,29 @@ class Assistant:
             yield prefix
         t = time.perf_counter()
         streamer = StreamingVerifier(verifier)
-        pieces: list[str] = []
+        pieces: list[str] = []  # verified text, in order
+        shown = 0  # how many of them have been yielded
+        # A model's text is held back until a sentence with a citation that checked out arrives: a reply that
+        # cites nothing real (say, one that obeys an instruction planted in a decision) is never shown, not even
+        # while streaming; the extractive fallback below replaces it.
+        hold = isinstance(backend, ChatBackend)
         failure: str | None = None
+
+        def release(new: list[str]) -> str:
+            """Record newly verified pieces; the text that may be shown now ("" while held or nothing new)."""
+            nonlocal shown, hold
+            pieces.extend(new)
+            if not new or hold and not supported_sentences("".join(pieces)):
+                return ""
+            hold = False
+            ready, shown = "".join(pieces[shown:]), len(pieces)
+            return ready
+
         try:
             for token in backend.stream(ctx):
-                for ready in streamer.feed(token):
-                    pieces.append(ready)
+                if ready := release(list(streamer.feed(token))):
                     yield ready
-            for ready in streamer.finish():
-                pieces.append(ready)
+            if ready := release(list(streamer.finish())):
                 yield ready
         except BackendError as exc:
             log.warning("answer backend failed, falling back to extractive: %s", exc)
@@ -206,19 +220,25 @@ class Assistant:
         timings["generation_ms"] = (time.perf_counter() - t) * 1000
         fabricated = sum(v.fabricated_removed for v in streamer.released)
         corrected = sum(v.paragraphs_corrected for v in streamer.released)
-        valid = sum(v.valid_citations for v in streamer.released)
         raw_text = "".join(pieces).strip()
+        supported = supported_sentences(raw_text)
 
         if failure is None and isinstance(backend, ChatBackend) and NOT_FOUND.lower().rstrip(".") in \
                 streamer.raw.lower():
             text = prefix + self._abstain_text(retrieval, decisions, said_by_model=True)
-            yield "\n\n" + text[len(prefix):] if pieces else text
+            yield "\n\n" + text[len(prefix):] if shown else text
             yield finish(text, True, [], backend.name, backend.model, backend.prompt_version, fabricated, corrected,
                          fabricated_before=fabricated)
             return
-        if failure is not None or (valid == 0 and isinstance(backend, ChatBackend)):
-            note = failure or ("The model's answer had no citation that could be checked against the decisions, "
-                               "so the relevant passages are shown instead.")
+        if failure is not None or (supported == 0 and isinstance(backend, ChatBackend)):
+            if failure:
+                note = failure
+            elif not any(v.valid_citations for v in streamer.released):
+                note = ("The model's answer had no citation that could be checked against the decisions, so the "
+                        "relevant passages are shown instead.")
+            else:
+                note = ("None of the model's sentences was backed by a citation that could be checked against the "
+                        "decisions, so the relevant passages are shown instead.")
             extract = self.extractive.compose(ctx)
             v = verifier.verify(extract)
             text = prefix + f"_{note}_\n\n" + v.text

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ingest.embed import Embedder
-from rag.answer import hit_paragraphs, sentences_of
+from rag.answer import addressed_to_a_model, hit_paragraphs, sentences_of
 from rag.types import Decision, Hit
 
 
@@ -35,6 +35,8 @@ def sentence_evidence(embedder: Embedder, question: str, hits: Sequence[Hit], de
         if decision is None:
             continue
         for _, text in hit_paragraphs(hit, decision):
+            if addressed_to_a_model(text):
+                continue
             for s in sentences_of(text):
                 if len(s.split()) >= 5:
                     sentences.setdefault(s, None)

@@ -6,7 +6,8 @@ import datetime as dt
 
 import pytest
 
-from rag.cite import REMOVED_MARK, UNCITED_MARK, CitationVerifier, StreamingVerifier, mark_uncited_sentences
+from rag.cite import (REMOVED_MARK, UNCITED_MARK, CitationVerifier, StreamingVerifier, mark_uncited_sentences,
+                      supported_sentences)
 from rag.types import Decision, Paragraph, Section
 
 
@@ -94,3 +95,17 @@ def test_streaming_never_releases_fabricated_number_split_across_tokens(verifier
     assert "12 345 678" not in shown and "345 678" not in shown
     assert "[23 009 429 ¶5]" in shown
     assert sum(v.fabricated_removed for v in streamer.released) == 1
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("The council apologised [23 009 429 ¶5].", 1),
+    ("It delayed the review. It apologised and paid £200. [23 009 429 ¶5]", 2),  # a citation covers the sentences before it
+    ("The council must pay £1,000,000.\n\n[23 009 429]", 0),  # a lone citation on its own line supports nothing
+    ("[23 009 429 ¶5]", 0),
+    ("The council must pay £1,000,000 [citation removed]. It visited twice [23 009 429 ¶2].", 1),
+    ("- The council paid £200 [23 009 429 ¶12]\n- It apologised to Miss X [23 009 429 ¶11]", 2),
+    ("**Remedy:** the council paid £200 [23 009 429 ¶12].", 1),  # bold lead-ins still count
+    ("No citations here at all. None.", 0),
+])
+def test_supported_sentences_counts_only_sentences_a_real_citation_covers(text, expected):
+    assert supported_sentences(text) == expected

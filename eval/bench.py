@@ -642,7 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="results file name (default: date, backend and sizes)")
     p.add_argument("--quick", action="store_true",
                    help=f"smoke run: {QUICK_SIZES} decisions, {QUICK_QUERY_SIZES} chunks, 5 questions, one process")
-    p.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default=defaults.embedding_backend,
+    p.add_argument("--backend", choices=["torch", "onnx", "onnx-q8", "onnx-int8"], default=defaults.embedding_backend,
                    help="embedding backend of the project and raw stages (default: OMBUDS_EMBEDDING_BACKEND)")
     p.add_argument("--batch-size", type=int, default=defaults.embed_batch_size, help="encode batch size")
     p.add_argument("--questions", type=int, default=50, help="questions per query index (default 50)")

@@ -108,14 +108,33 @@ def resolve_value(value: str | None, choices: Sequence[str], allow_partial: bool
     return value.strip()
 
 
+# "the second one", "that case", "the other decision": points back at something the conversation named.
+_REFERS_BACK = re.compile(r"\b(?:the|that|this) (?:first|second|third|fourth|last|latter|former|other|same|earlier|"
+                          r"later) (?:one|case|decision|complaint|council)\b|\b(?:that|this) (?:case|decision)\b", re.I)
+# "Was there one where...", "another case", "...looked into it anyway": the same topic, a different decision.
+_ANOTHER_CASE = re.compile(r"\b(?:(?:was|is|were|are) there (?:one|another|any others?)\b|(?:was|is) there an? "
+                           r"(?:case|decision|complaint) (?:where|when|in which)|an?other (?:one|case|decision|council)|"
+                           r"any other (?:cases?|decisions?|councils?)|one where|anyway|instead|elsewhere)\b", re.I)
+_CONJUNCTION_START = re.compile(r"^(and|but|also|so|then)\b", re.I)
+
+
 def is_follow_up(question: str) -> bool:
     """Elliptical questions that only make sense with the previous turn ("What about Hampshire?")."""
+    return follow_up_kind(question) is not None
+
+
+def follow_up_kind(question: str) -> str | None:
+    """How a question leans on the previous turn: "same" (about what was just discussed: "Did they pay?"),
+    "another" (the same topic, a different decision: "Was there one where the council was not at fault?") or
+    None (it stands alone)."""
     words = re.findall(r"\w+", question)
-    if len(words) <= 3:
-        return True
-    if _FOLLOW_UP_START.match(question.strip()) and len(words) <= 10:
-        return True
-    return len(words) <= 8 and bool(_PRONOUNS.search(question))
+    q = question.strip()
+    if _ANOTHER_CASE.search(q) and len(words) <= 20:
+        return "another"
+    if (len(words) <= 3 or _REFERS_BACK.search(q) or (_CONJUNCTION_START.match(q) and len(words) <= 20)
+            or (_FOLLOW_UP_START.match(q) and len(words) <= 10) or (len(words) <= 8 and _PRONOUNS.search(q))):
+        return "same"
+    return None
 
 
 def previous_question(history: Sequence[Message] | None) -> str | None:
@@ -177,17 +196,19 @@ class QueryAnalyser:
         previous = previous_question(history)
         carried_cases: list[str] = []
         inferred: list[str] = []
-        if previous and is_follow_up(text):
+        kind = follow_up_kind(text) if previous else None
+        if kind:
             if rewrite is not None:
                 standalone = rewrite(text, history) or text
             else:
                 standalone = f"{previous} {text}"
-            if not find_case_numbers(text):
+            if not find_case_numbers(text) and kind == "same":
                 carried_cases = find_case_numbers(previous)
         cases = find_case_numbers(text) or carried_cases
         if self.infer_authority and filters.authority is None:
             named = find_authorities(text, self._authorities())
-            if not named and previous and standalone != text:
+            if not named and previous and standalone != text and kind == "same":
+                # "another" asks for a different decision: the previous turn's council is not carried over
                 named = find_authorities(previous, self._authorities())
             distinct = {distinctive_name(n) for n in named}
             if len(distinct) == 1 and len(named) >= 1 and not cases:

@@ -14,7 +14,8 @@ from rag.answer import NOT_FOUND, AnswerContext, ChatBackend, ExtractiveBackend,
 from rag.cite import CitationVerifier, StreamingVerifier, mark_uncited_sentences, supported_sentences
 from rag.errors import BackendError, ConfigError
 from rag.evidence import SentenceEvidence, named_councils, sentence_evidence
-from rag.query import QueryAnalyser, coerce_history, expand_acronyms, find_authorities
+from rag.query import ACRONYMS, QueryAnalyser, coerce_history, expand_acronyms, find_authorities
+from rag.text import query_terms, stem
 from rag.retrieve import HybridRetriever, Retrieval, RetrievalConfig
 from rag.settings import Settings, apply_offline_environment, load_settings
 from rag.types import Answer, Citation, Decision, Filters, Query
@@ -173,6 +174,11 @@ class Assistant:
         if unknown and not retrieval.looked_up:
             notes.append("No decisions about " + " or ".join(unknown) + " are in the index.")
             prefix = "".join(f"_{n}_\n\n" for n in notes)
+        absent = [] if unknown or retrieval.looked_up else self._absent_acronyms(query)
+        if absent:
+            notes.append("No indexed decision mentions " + " or ".join(absent) + ".")
+            prefix = "".join(f"_{n}_\n\n" for n in notes)
+            unknown = absent
         t = time.perf_counter()
         evidence = sentence_evidence(self.index.embedder, expand_acronyms(query.standalone), retrieval.hits,
                                      decisions)
@@ -259,6 +265,24 @@ class Assistant:
         """Councils the question names in full that the index holds no decision about."""
         known = self.choices("authority")
         return [name for name in named_councils(query.text) if not find_authorities(name, known)]
+
+    def _absent_acronyms(self, query: Query) -> list[str]:
+        """Acronyms the question names ("IOPC", "NHS") that no indexed decision contains, spelled out or not: the
+        question is about a body or scheme the decisions do not cover. Known acronyms count as present when their
+        expansion is in the index; a question typed in capitals is not read for acronyms."""
+        words = re.findall(r"[A-Za-z][A-Za-z0-9]*", query.text)
+        found = [w for w in dict.fromkeys(re.findall(r"\b[A-Z][A-Z0-9]{1,5}\b", query.text))
+                 if not w.isdigit() and w not in ("I", "OK")]
+        if not found or len(found) > len(words) / 2:
+            return []
+        absent = []
+        for acronym in found:
+            spelled = [stem(t) for t in query_terms(ACRONYMS.get(acronym, ""))]
+            as_written = stem(acronym.lower())
+            df = self.index.catalog.document_frequency([as_written, *spelled])
+            if not df.get(as_written) and not (spelled and all(df.get(t) for t in spelled)):
+                absent.append(acronym)
+        return absent
 
     def _weak(self, query: Query, retrieval: Retrieval, evidence: SentenceEvidence) -> bool:
         """Too little evidence to answer: nothing found, a statistics question, or no sentence close enough.

@@ -148,3 +148,20 @@ def test_cli_ask_json_and_usage_errors(sample_index_dir):
         assert "usage" in done.stderr.lower()
     empty = _cli("ask", "   ", "--index-dir", str(sample_index_dir))
     assert empty.returncode == 2 and "question" in empty.stderr.lower()
+
+
+@pytest.mark.parametrize("question, acronym", [
+    ("How do I complain to the IOPC about a police officer's conduct during an arrest?", "IOPC"),
+    ("What are the NHS waiting times for hip operations?", "NHS"),
+])
+def test_an_acronym_no_decision_mentions_is_said_and_the_answer_abstains(assistant, question, acronym):
+    answer = assistant.ask(question)
+    assert answer.abstained and f"No indexed decision mentions {acronym}." in answer.notes
+    assert "Nearest decisions (may be related)" in answer.text
+
+
+def test_acronyms_the_decisions_contain_or_spell_out_are_not_flagged(assistant):
+    answer = assistant.ask("When does the ICO handle rectification?")  # decisions say "Information Commissioner"
+    assert not answer.abstained and not any("mentions" in n for n in answer.notes)
+    shouted = assistant.ask("DID STAFFORDSHIRE PAY MISS X ANYTHING?")  # capitals, not acronyms
+    assert not any("mentions" in n for n in shouted.notes)

@@ -40,7 +40,8 @@ def print_summary(report, out=sys.stdout) -> None:
     r = report
     print(f"files seen: {r.files_seen}", file=out)
     print(f"decisions: {r.added} added, {r.updated} updated, {r.unchanged} unchanged, {r.duplicate} duplicate, "
-          f"{r.failed} failed" + (f", {r.pruned} pruned" if r.pruned else ""), file=out)
+          f"{r.failed} failed" + (f", {r.pruned} pruned" if r.pruned else "")
+          + (f", {r.replaced} replaced (their file now holds another case)" if r.replaced else ""), file=out)
     print(f"chunks written: {r.chunks_written} in {r.seconds:.1f} s ({r.chunks_per_second:.1f} chunks/s)", file=out)
     for item in r.no_case_number:
         print(f"  no case number: {item['path']} (indexed as {item['doc_id']})", file=out)

@@ -235,6 +235,7 @@ class IngestReport:
     duplicate: int = 0
     failed: int = 0
     pruned: int = 0
+    replaced: int = 0  # decisions whose file now holds another case number (the old one is removed)
     chunks_written: int = 0
     chunks_deleted: int = 0
     seconds: float = 0.0
@@ -389,6 +390,7 @@ class Indexer:
         pending_chunks = 0
         seen_docs: dict[str, tuple[str, str]] = {}  # doc_id -> (content_hash, path) in this run
         seen_hashes: dict[str, tuple[str, str]] = {}  # content_hash -> (doc_id, path) in this run
+        from_path: dict[str, str] = {}  # path -> the doc_id its file holds now (paths only: ~100 bytes each)
 
         def note(d: Decision, path_str: str, doc_id: str | None = None) -> None:
             # Warnings only for decisions indexed, not for duplicates skipped ("indexed as" would be untrue).
@@ -437,6 +439,7 @@ class Indexer:
                 continue
             seen_docs[d.doc_id] = (d.content_hash, path_str)
             seen_hashes[d.content_hash] = (d.doc_id, path_str)
+            from_path[path_str] = d.doc_id
             state = catalog.state(d.doc_id)
             if state and state.content_hash == d.content_hash:
                 if state.source_path != path_str:
@@ -456,6 +459,7 @@ class Indexer:
                 # calling it a duplicate of a file that is gone would let --prune drop the content.
                 if same.source_path != path_str:
                     catalog.update_source(same.doc_id, path_str)
+                from_path[path_str] = same.doc_id
                 note(d, path_str, same.doc_id)
                 report.unchanged += 1
                 continue
@@ -472,6 +476,18 @@ class Indexer:
         flush()
         if bar:
             bar.close()
+
+        # A file edited to hold another case number: the decision it used to hold is no longer in any file read
+        # here (unless another file was skipped as its duplicate, which keeps it).
+        kept = {item["doc_id"] for item in report.duplicates}
+        replaced = [doc_id for doc_id, source in catalog.all_sources()
+                    if source in from_path and from_path[source] != doc_id and doc_id not in kept]
+        if replaced:
+            catalog.set_meta("dirty", "1")
+            removed = catalog.delete_decisions(replaced)
+            store.delete(removed)
+            report.replaced = len(replaced)
+            report.chunks_deleted += len(removed)
 
         if prune:
             gone = [doc_id for doc_id, source in catalog.all_sources() if not Path(source).exists()]

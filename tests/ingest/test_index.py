@@ -110,6 +110,22 @@ def test_a_changed_file_replaces_its_decisions_chunks(make_settings, embedder, s
         index.close()
 
 
+def test_a_file_edited_to_another_case_number_replaces_the_old_decision(make_settings, embedder, sample_copy):
+    settings = make_settings()
+    build_index(settings, [sample_copy], embedder)
+    path = sample_copy / "004_dad75dd328775d2a.txt"  # 24 005 748
+    text = path.read_text(encoding="utf-8")
+    assert "24 005 748" in text
+    path.write_text(text.replace("24 005 748", "24 005 749"), encoding="utf-8")  # a typo in the case number fixed
+    report = build_index(settings, [sample_copy], embedder)
+    assert (report.added, report.replaced, report.unchanged) == (1, 1, 4) and report.chunks_deleted > 0
+    docs, catalog_ids, chroma_ids = snapshot(settings, embedder)
+    assert docs == DOC_IDS - {"24-005-748"} | {"24-005-749"}  # the old case is gone, not left pointing at the file
+    assert catalog_ids == chroma_ids
+    again = build_index(settings, [sample_copy], embedder)
+    assert (again.replaced, again.unchanged, again.chunks_written) == (0, 5, 0)
+
+
 def test_same_content_under_another_file_name_is_a_duplicate(make_settings, embedder, sample_copy):
     settings = make_settings()
     extra = sample_copy / "extra"

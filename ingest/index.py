@@ -152,10 +152,12 @@ def open_index(settings: Settings, *, write: bool = False, embedder: Embedder | 
             if not write:
                 raise ValueError("rebuild needs write=True")
             _wipe(settings)
+        # A server is reached before the catalog is made, so a wrong or stopped server leaves no empty catalog.
+        server = make_client(settings.chroma_path, settings.chroma_url) if settings.chroma_url else None
         catalog = Catalog(settings.catalog_path, create=create or settings.catalog_path.exists())
         if not write and not settings.chroma_url and not settings.chroma_path.is_dir() and catalog.count_chunks():
             raise IndexStateError(_damaged(settings, catalog.count_chunks(), 0))
-        client = make_client(settings.chroma_path, settings.chroma_url)
+        client = server or make_client(settings.chroma_path, None)
         location = settings.chroma_url or str(settings.index_dir)
         store = VectorStore(client, settings.collection, settings.embedding_model, settings.contextual_headers,
                             location, create=True)

@@ -73,3 +73,17 @@ def test_a_bad_chroma_url_exits_2_with_a_clear_message(tmp_path):
     assert "'ftp://x' is not an http(s) URL" in result.stderr and "http://127.0.0.1:8000" in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert not (tmp_path / "index").exists()
+
+
+def test_a_stopped_chroma_server_is_said_and_leaves_no_empty_catalog(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = run_ingest("data/sample", "--index-dir", str(tmp_path / "index"), "--chroma-url",
+                        f"http://127.0.0.1:{port}", timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert f"Cannot reach the Chroma server at http://127.0.0.1:{port}" in result.stderr
+    assert "make chroma" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "index" / "catalog.sqlite").exists()

@@ -54,6 +54,7 @@ class Embedder:
         self.cache_dir = Path(cache_dir)
         self._model = None
         self._onnx = None
+        self._vocabulary: frozenset[str] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -136,3 +137,19 @@ class Embedder:
     def embed_query(self, text: str) -> np.ndarray:
         """One normalised vector for a question."""
         return self.embed([text])[0]
+
+    def vocabulary(self) -> frozenset[str]:
+        """The whole words of the model's tokenizer (for MiniLM, 30 000 common lower-case English word pieces),
+        read from its tokenizer.json without loading the model; empty when the model is not a local folder."""
+        if self._vocabulary is None:
+            import json
+
+            words: frozenset[str] = frozenset()
+            try:
+                path = Path(resolve_model(self.model_name)) / "tokenizer.json"
+                vocab = json.loads(path.read_text(encoding="utf-8")).get("model", {}).get("vocab", {})
+                words = frozenset(w for w in vocab if w.isalpha())
+            except (OSError, ValueError, ConfigError, AttributeError) as exc:
+                log.info("no tokenizer vocabulary for %s (%s)", self.model_name, exc)
+            self._vocabulary = words
+        return self._vocabulary

@@ -267,12 +267,17 @@ class Assistant:
         return [name for name in named_councils(query.text) if not find_authorities(name, known)]
 
     def _absent_acronyms(self, query: Query) -> list[str]:
-        """Acronyms the question names ("IOPC", "NHS") that no indexed decision contains, spelled out or not: the
+        """Acronyms the question names ("IOPC", "DVLA") that no indexed decision contains, spelled out or not: the
         question is about a body or scheme the decisions do not cover. Known acronyms count as present when their
-        expansion is in the index; a question typed in capitals is not read for acronyms."""
+        expansion is in the index. A word in capitals that is a whole word of the embedding model's general
+        vocabulary ("DROP", "TABLE", and common acronyms such as "NHS" or "UK") is left to the evidence check, and
+        a question typed in capitals is not read for acronyms."""
+        common = self.index.embedder.vocabulary()
+        if not common:
+            return []  # without a vocabulary, ordinary words in capitals could not be told from acronyms
         words = re.findall(r"[A-Za-z][A-Za-z0-9]*", query.text)
         found = [w for w in dict.fromkeys(re.findall(r"\b[A-Z][A-Z0-9]{1,5}\b", query.text))
-                 if not w.isdigit() and w not in ("I", "OK")]
+                 if not w.isdigit() and w.lower() not in common]
         if not found or len(found) > len(words) / 2:
             return []
         absent = []

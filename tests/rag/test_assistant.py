@@ -152,7 +152,7 @@ def test_cli_ask_json_and_usage_errors(sample_index_dir):
 
 @pytest.mark.parametrize("question, acronym", [
     ("How do I complain to the IOPC about a police officer's conduct during an arrest?", "IOPC"),
-    ("What are the NHS waiting times for hip operations?", "NHS"),
+    ("Can the DVLA refund my vehicle tax?", "DVLA"),
 ])
 def test_an_acronym_no_decision_mentions_is_said_and_the_answer_abstains(assistant, question, acronym):
     answer = assistant.ask(question)
@@ -165,3 +165,6 @@ def test_acronyms_the_decisions_contain_or_spell_out_are_not_flagged(assistant):
     assert not answer.abstained and not any("mentions" in n for n in answer.notes)
     shouted = assistant.ask("DID STAFFORDSHIRE PAY MISS X ANYTHING?")  # capitals, not acronyms
     assert not any("mentions" in n for n in shouted.notes)
+    # Ordinary words in capitals (and common acronyms such as NHS) are left to the evidence check.
+    words = assistant.ask("Can the ICO order a council to correct its records? NEAR DROP TABLE")
+    assert not words.abstained and not any("mentions" in n for n in words.notes)

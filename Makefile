@@ -12,7 +12,7 @@ export ANONYMIZED_TELEMETRY := False
 export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test setup setup-test ingest-sample ask chroma eval compare bench bench-quick clean-index
+.PHONY: run test setup setup-test ingest-sample ask chroma eval compare heldout bench bench-quick clean-index
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ eval: setup
 
 compare: setup
 	$(BIN)/python -m eval compare --gold eval/gold/dev.jsonl --corpus data/sample eval/corpus/dev --out reports/compare
+
+# The held-out set: 30 questions over 15 more decisions, written blind; report it, never tune on it.
+heldout: setup
+	$(BIN)/python -m eval compare --gold eval/gold/test.jsonl --corpus data/sample eval/corpus/dev eval/corpus/test \
+		--out reports/heldout
 
 # Ingest throughput (this pipeline vs the raw encoder vs naive LangChain) and query latency at 10k/100k chunks,
 # on SYNTHETIC decisions; JSON into bench/results, table on stdout (bench/README.md). About 15 min on 2 idle cores.

@@ -19,6 +19,27 @@ GOOD = {"id": "g1", "question": "What did the council pay?", "gold_cases": ["23 
         "reference_answer": "Nothing.", "key_facts": ["nothing"], "type": "specific"}
 
 
+HELDOUT = ROOT / "eval" / "gold" / "test.jsonl"
+HELDOUT_CORPUS = ROOT / "eval" / "corpus" / "test"
+
+
+def _straight(text: str) -> str:
+    return text.lower().replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
+
+
+def test_held_out_set_loads_and_every_key_fact_is_in_its_gold_decision():
+    """eval/gold/test.jsonl was written without looking at the answering code or the dev questions; its
+    decisions (97 NNN NNN) are in eval/corpus/test and parse as fictional."""
+    questions = load_gold(HELDOUT)
+    assert len(questions) == 30 and set(Counter(q.type for q in questions)) == set(TYPES)
+    decisions = {d.case_number: d for d in (parse_file(p) for p in sorted(HELDOUT_CORPUS.iterdir()))}
+    assert len(decisions) == 15 and all(d.fictional and d.case_number.startswith("97") for d in decisions.values())
+    for q in questions:
+        text = _straight(" ".join(" ".join(p.text for p in decisions[c].paragraphs) + " " + (decisions[c].summary or "")
+                                  + " " + c for c in q.gold_cases))
+        assert all(_straight(fact) in text for fact in q.key_facts), q.id
+
+
 def write(tmp_path: Path, *rows: object) -> Path:
     path = tmp_path / "gold.jsonl"
     path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n", encoding="utf-8")

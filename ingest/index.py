@@ -484,21 +484,12 @@ class Indexer:
         kept = {item["doc_id"] for item in report.duplicates}
         replaced = [doc_id for doc_id, source in catalog.all_sources()
                     if source in from_path and from_path[source] != doc_id and doc_id not in kept]
-        if replaced:
-            catalog.set_meta("dirty", "1")
-            removed = catalog.delete_decisions(replaced)
-            store.delete(removed)
-            report.replaced = len(replaced)
-            report.chunks_deleted += len(removed)
-
+        report.replaced = len(replaced)
+        report.chunks_deleted += self._remove(replaced)
         if prune:
             gone = [doc_id for doc_id, source in catalog.all_sources() if not Path(source).exists()]
-            if gone:
-                catalog.set_meta("dirty", "1")
-                removed = catalog.delete_decisions(gone)
-                store.delete(removed)
-                report.pruned = len(gone)
-                report.chunks_deleted += len(removed)
+            report.pruned = len(gone)
+            report.chunks_deleted += self._remove(gone)
 
         catalog.set_meta("embedding_model", self.index.settings.embedding_model)
         catalog.set_meta("contextual_headers", str(self.index.settings.contextual_headers))
@@ -507,6 +498,16 @@ class Indexer:
         report.chunks_per_second = round(report.chunks_written / report.seconds, 2) if report.seconds else 0.0
         catalog.finish_run(run_id, {k: v for k, v in report.to_dict().items() if not isinstance(v, list)})
         return report
+
+    def _remove(self, doc_ids: list[str]) -> int:
+        """Delete decisions from the catalog, then their vectors (marked dirty meanwhile, for a crash); chunks
+        deleted."""
+        if not doc_ids:
+            return 0
+        self.index.catalog.set_meta("dirty", "1")
+        removed = self.index.catalog.delete_decisions(doc_ids)
+        self.index.store.delete(removed)
+        return len(removed)
 
     def _write(self, items: list[tuple[Decision, list[Chunk], list[str], str]], report: IngestReport) -> None:
         catalog, store = self.index.catalog, self.index.store

@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m eval compare") ->
         parser.error(f"--k {args.k}: use 1 to 100")
 
     from eval.gold import GoldError
-    from rag.errors import ConfigError, IndexStateError, OmbudsError
+    from rag.errors import ConfigError, OmbudsError, cli_error
     from rag.logs import setup_logging
     from rag.settings import load_settings
 
@@ -345,12 +345,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m eval compare") ->
                               progress=not args.quiet, n_resamples=args.resamples, seed=args.seed)
         table = build_table(results, args.reference, seed=args.seed, gold_path=args.gold, corpus=args.corpus)
         paths = write_table(args.out, table)
-    except (ConfigError, IndexStateError) as exc:  # a missing or mismatched index is fixed by the user
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (OmbudsError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except (OmbudsError, RuntimeError) as exc:  # 2 for a setting or a missing/mismatched index, else 1
+        return cli_error(exc)
     print(paths["markdown"].read_text(encoding="utf-8"))
     for key, path in paths.items():
         print(f"  {key}: {path}")

@@ -454,7 +454,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m eval run") -> int
         parser.error("--judge-base-url and --judge-model go together")
 
     from eval.gold import GoldError
-    from rag.errors import ConfigError, IndexStateError, OmbudsError
+    from rag.errors import ConfigError, OmbudsError, cli_error
     from rag.logs import setup_logging
     from rag.settings import load_settings
 
@@ -485,12 +485,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m eval run") -> int
                                           n_resamples=args.resamples, seed=args.seed, judge=judge,
                                           extra={"questions_seconds": round(seconds, 2)})
             paths = write_run_outputs(args.out, report, samples, records, scores)
-    except (ConfigError, IndexStateError) as exc:  # a missing or mismatched index is fixed by the user
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (OmbudsError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except (OmbudsError, RuntimeError) as exc:  # 2 for a setting or a missing/mismatched index, else 1
+        return cli_error(exc)
     from eval.report import headline_line
 
     print(headline_line(report))

@@ -15,13 +15,14 @@ a temporary name first and renamed, so concurrent processes never read half a fi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -121,15 +122,16 @@ def _export_fp32(model_dir: Path, target: Path) -> None:
         raw.replace(target)
 
 
-class _QuietRootLogger:
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
     """The quantisers advise "pre-processing" on the root logger; not needed here."""
-
-    def __enter__(self) -> None:
-        self.level = logging.getLogger().level
-        logging.getLogger().setLevel(logging.ERROR)
-
-    def __exit__(self, *exc: object) -> None:
-        logging.getLogger().setLevel(self.level)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def _quantize_int8(source: Path, target: Path) -> None:
@@ -137,7 +139,7 @@ def _quantize_int8(source: Path, target: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with _QuietRootLogger():
+    with _quiet_root_logger():
         quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
@@ -150,7 +152,7 @@ def _quantize_q8(source: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    with _QuietRootLogger():
+    with _quiet_root_logger():
         quantizer = MatMulNBitsQuantizer(str(source), bits=8, block_size=128, is_symmetric=True, accuracy_level=4,
                                          op_types_to_quantize=("MatMul",))
         quantizer.process()

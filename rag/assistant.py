@@ -170,20 +170,15 @@ class Assistant:
             return
 
         decisions = self.index.catalog.decisions([h.chunk.doc_id for h in retrieval.hits])
-        unknown = self._unknown_councils(query)
-        if unknown and not retrieval.looked_up:
-            notes.append("No decisions about " + " or ".join(unknown) + " are in the index.")
+        uncovered = None if retrieval.looked_up else self._uncovered(query)
+        if uncovered:
+            notes.append(uncovered)
             prefix = "".join(f"_{n}_\n\n" for n in notes)
-        absent = [] if unknown or retrieval.looked_up else self._absent_acronyms(query)
-        if absent:
-            notes.append("No indexed decision mentions " + " or ".join(absent) + ".")
-            prefix = "".join(f"_{n}_\n\n" for n in notes)
-            unknown = absent
         t = time.perf_counter()
         evidence = sentence_evidence(self.index.embedder, expand_acronyms(query.standalone), retrieval.hits,
                                      decisions)
         timings["evidence_ms"] = (time.perf_counter() - t) * 1000
-        if unknown and not retrieval.looked_up or self._weak(query, retrieval, evidence):
+        if uncovered or self._weak(query, retrieval, evidence):
             text = prefix + self._abstain_text(retrieval, decisions)
             yield text
             yield finish(text, True, [], self.backend.name, self.backend.model, self.backend.prompt_version)
@@ -261,6 +256,14 @@ class Assistant:
                      fabricated_before=fabricated)
 
     # helpers -----------------------------------------------------------------------------------
+    def _uncovered(self, query: Query) -> str | None:
+        """The note for a question about a council or an acronym that no indexed decision covers (it abstains)."""
+        if unknown := self._unknown_councils(query):
+            return "No decisions about " + " or ".join(unknown) + " are in the index."
+        if absent := self._absent_acronyms(query):
+            return "No indexed decision mentions " + " or ".join(absent) + "."
+        return None
+
     def _unknown_councils(self, query: Query) -> list[str]:
         """Councils the question names in full that the index holds no decision about."""
         known = self.choices("authority")

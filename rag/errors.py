@@ -35,7 +35,17 @@ class BackendError(OmbudsError):
     """An answer backend (LLM endpoint, local model) failed."""
 
 
+def cli_error(exc: BaseException) -> int:
+    """Print `error: <message>` to stderr; the exit code for it: 2 for what the person fixes (a setting, a missing
+    or mismatched index), 1 for a failure while running."""
+    import sys
+
+    print(f"error: {exc}", file=sys.stderr)
+    return 2 if isinstance(exc, (ConfigError, IndexStateError)) else 1
+
+
 __all__ = [
+    "cli_error",
     "BackendError",
     "ConfigError",
     "IndexBusyError",

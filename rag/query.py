@@ -118,13 +118,8 @@ _ANOTHER_CASE = re.compile(r"\b(?:(?:was|is|were|are) there (?:one|another|any o
 _CONJUNCTION_START = re.compile(r"^(and|but|also|so|then)\b", re.I)
 
 
-def is_follow_up(question: str) -> bool:
-    """Elliptical questions that only make sense with the previous turn ("What about Hampshire?")."""
-    return follow_up_kind(question) is not None
-
-
 def follow_up_kind(question: str) -> str | None:
-    """How a question leans on the previous turn: "same" (about what was just discussed: "Did they pay?"),
+    """How a question leans on the previous turn (elliptical questions such as "What about Hampshire?"): "same" (about what was just discussed: "Did they pay?"),
     "another" (the same topic, a different decision: "Was there one where the council was not at fault?") or
     None (it stands alone)."""
     words = re.findall(r"\w+", question)

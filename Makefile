@@ -12,7 +12,7 @@ export ANONYMIZED_TELEMETRY := False
 export GRADIO_ANALYTICS_ENABLED := False
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test setup setup-test ingest-sample ask chroma eval compare heldout bench bench-quick clean-index
+.PHONY: run test setup setup-test ingest-sample ask chroma eval compare heldout fit-policy bench bench-quick clean-index
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,16 +49,23 @@ ask: ingest-sample
 chroma: setup
 	$(BIN)/chroma run --path data/chroma-server --host 127.0.0.1 --port 8000
 
+# Every evaluation indexes the whole fictional archive (171 decisions): questions are asked of all of it.
+EVAL_CORPUS := data/sample eval/corpus/dev eval/corpus/test eval/corpus/archive
+
 eval: setup
-	$(BIN)/python -m eval run --gold eval/gold/dev.jsonl --corpus data/sample eval/corpus/dev --out reports/latest
+	$(BIN)/python -m eval run --gold eval/gold/dev.jsonl --corpus $(EVAL_CORPUS) --out reports/latest
 
 compare: setup
-	$(BIN)/python -m eval compare --gold eval/gold/dev.jsonl --corpus data/sample eval/corpus/dev --out reports/compare
+	$(BIN)/python -m eval compare --gold eval/gold/dev.jsonl --corpus $(EVAL_CORPUS) --out reports/compare
 
-# The held-out set: 30 questions over 15 more decisions, written blind; report it, never tune on it.
+# The test split (eval/gold/test.jsonl, 118 questions): report it, never tune on it.
 heldout: setup
-	$(BIN)/python -m eval compare --gold eval/gold/test.jsonl --corpus data/sample eval/corpus/dev eval/corpus/test \
-		--out reports/heldout
+	$(BIN)/python -m eval compare --gold eval/gold/test.jsonl --corpus $(EVAL_CORPUS) --out reports/heldout
+
+# Refit the answer-or-decline model on the dev split only (writes rag/models/relevance.json).
+fit-policy: setup
+	$(BIN)/python -m eval fit-policy --fit eval/gold/dev.jsonl --corpus $(EVAL_CORPUS) --version relevance-1 \
+		--out rag/models/relevance.json
 
 # Ingest throughput (this pipeline vs the raw encoder vs naive LangChain) and query latency at 10k/100k chunks,
 # on SYNTHETIC decisions; JSON into bench/results, table on stdout (bench/README.md). About 15 min on 2 idle cores.

@@ -489,8 +489,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         assistant = Assistant.from_settings(settings)
-        log.info("loading the embedding model")
-        assistant.index.embedder.embed(["warm up"])
+        log.info("warming up: the embedding model, the vector and lexical indexes")
+        log.info("warm in %.1f s", assistant.warm_up())
     except (ConfigError, IndexStateError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ USAGE = """usage: python -m eval {run,compare} [options]
 commands:
   run       ask every gold question, write results.jsonl, report.json, report.md and plots
   compare   run several configurations on the same gold set and write one comparison table
+  fit-policy  fit the answer-or-decline model on one gold split and report it on another
 
 python -m eval run --help / python -m eval compare --help for the options."""
 
@@ -30,12 +31,16 @@ def main(argv: list[str] | None = None) -> int:
         from eval.run import main as run_main
 
         return run_main(rest, prog="python -m eval run")
+    if command == "fit-policy":
+        from eval.policy_fit import main as fit_main
+
+        return fit_main(rest)
     if command == "compare":
         from eval.compare import main as compare_main
 
         return compare_main(rest, prog="python -m eval compare")
     print(USAGE, file=sys.stderr)
-    print(f"\nerror: unknown command {command!r}: use run or compare", file=sys.stderr)
+    print(f"\nerror: unknown command {command!r}: use run, compare or fit-policy", file=sys.stderr)
     return 2
 
 

@@ -77,8 +77,8 @@ def _provenance(report: Mapping[str, Any]) -> list[str]:
                  f"(prompt files: {files})")
     if s.get("retrieval_mode"):
         lines.append(f"- Retrieval `{s.get('retrieval_mode')}`, contextual headers {s.get('contextual_headers')}, "
-                     f"k={s.get('k')}, candidates={s.get('candidates')}, abstain threshold "
-                     f"{s.get('abstain_threshold')}, embedding `{s.get('embedding_model')}` "
+                     f"k={s.get('k')}, candidates={s.get('candidates')}, answer/decline model "
+                     f"`{report.get('policy_version')}`, embedding `{s.get('embedding_model')}` "
                      f"({s.get('embedding_backend') or 'torch'} backend)")
     elif s:  # a configuration that is not the assistant (the naive baseline)
         lines.append("- Configuration: " + ", ".join(f"{k} `{v}`" for k, v in s.items()))

@@ -224,6 +224,9 @@ class RunRecord:
     fabricated_citations_removed: int
     paragraphs_corrected: int
     sources: list[dict[str, Any]]
+    decline_reason: str | None = None
+    policy_version: str | None = None
+    relevance: dict[str, float] | None = None
 
 
 def evaluate_assistant(assistant: Assistant, questions: Sequence[GoldQuestion], *, progress: bool = True,
@@ -248,11 +251,26 @@ def evaluate_assistant(assistant: Assistant, questions: Sequence[GoldQuestion], 
             backend=answer.backend, prompt_version=answer.prompt_version,
             standalone_question=answer.standalone_question, filters_applied=answer.filters_applied.to_dict(),
             notes=list(answer.notes), fabricated_citations_removed=answer.fabricated_citations_removed,
-            paragraphs_corrected=answer.paragraphs_corrected,
+            paragraphs_corrected=answer.paragraphs_corrected, decline_reason=answer.decline_reason,
+            policy_version=answer.policy_version, relevance=dict(answer.relevance),
             sources=[{"rank": h.rank, "label": h.chunk.label, "section": h.chunk.section,
                       "paragraphs": list(h.chunk.paragraphs), "retrievers": list(h.retrievers)}
                      for h in answer.sources]))
     return samples, records
+
+
+def policy_margin(assistant: Assistant, questions: Sequence[GoldQuestion], delta: float = 0.01,
+                  progress: bool = False) -> dict[str, Any]:
+    """How many questions' answer/decline outcome flips when every similarity moves by ±delta (issue 11)."""
+    from eval.policy_fit import examine_all, flips
+
+    return flips(examine_all(assistant, questions, progress), assistant.relevance, delta)
+
+
+def _cpu() -> str:
+    from ingest.cpu import cpu_info
+
+    return cpu_info().describe()
 
 
 # --- provenance -------------------------------------------------------------------------------------
@@ -295,6 +313,11 @@ def build_report(name: str, samples: Sequence[Sample], records: Sequence[RunReco
     for s in samples:
         by_type[s.type] = by_type.get(s.type, 0) + 1
     used_versions = sorted({r.prompt_version for r in records if r.prompt_version})
+    policy_versions = sorted({r.policy_version for r in records if r.policy_version})
+    reasons: dict[str, int] = {}
+    for r in records:
+        if r.decline_reason:
+            reasons[r.decline_reason] = reasons.get(r.decline_reason, 0) + 1
     backends = sorted({r.backend for r in records})
     worst = []
     for i, value in worst_questions(samples, scores, 10):
@@ -316,6 +339,8 @@ def build_report(name: str, samples: Sequence[Sample], records: Sequence[RunReco
         "backend": backends[0] if len(backends) == 1 else backends,
         "prompt_version": used_versions[0] if len(used_versions) == 1 else (used_versions or None),
         "prompt_files": prompt_versions(settings),
+        "policy_version": policy_versions[0] if len(policy_versions) == 1 else (policy_versions or None),
+        "decline_reasons": reasons,
         "judge": judge.describe() if judge else None,
         "bootstrap": {"method": "percentile", "resamples": n_resamples, "seed": seed, "confidence": 0.95},
         "metric_definitions": {m.name: {"group": m.group, "higher_is_better": m.higher_is_better,
@@ -481,15 +506,20 @@ def main(argv: list[str] | None = None, prog: str = "python -m eval run") -> int
                 samples, records = evaluate_assistant(assistant, questions, progress=not args.quiet, desc=name,
                                                       judge=judge)
                 seconds = time.perf_counter() - started
+                margin = policy_margin(assistant, questions, progress=not args.quiet)
+                encoder = {"embedding_backend": assistant.index.embedder.backend, "cpu": _cpu()}
             report, scores = build_report(name, samples, records, eval_settings, corpus, args.gold,
                                           n_resamples=args.resamples, seed=args.seed, judge=judge,
-                                          extra={"questions_seconds": round(seconds, 2)})
+                                          extra={"questions_seconds": round(seconds, 2), "margin": margin,
+                                                 "encoder": encoder})
             paths = write_run_outputs(args.out, report, samples, records, scores)
     except (OmbudsError, RuntimeError) as exc:  # 2 for a setting or a missing/mismatched index, else 1
         return cli_error(exc)
     from eval.report import headline_line
 
     print(headline_line(report))
+    print(f"margin: {margin['flipped']} of {margin['questions']} questions change answer/decline when every "
+          f"similarity moves by ±{margin['delta']}" + (f" ({', '.join(margin['ids'])})" if margin["ids"] else ""))
     for key, path in paths.items():
         print(f"  {key}: {path}")
     return 0

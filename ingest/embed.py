@@ -38,7 +38,7 @@ def resolve_model(name: str) -> str:
 class Embedder:
     """Turns texts into L2-normalised vectors; the model loads on first use (it takes seconds)."""
 
-    BACKENDS = ("torch", "onnx", "onnx-q8", "onnx-int8")
+    BACKENDS = ("auto", "torch", "onnx", "onnx-q8", "onnx-int8")
     PRECISION = {"onnx": "fp32", "onnx-q8": "q8", "onnx-int8": "int8"}
 
     def __init__(self, model: str = PACKAGED_EMBEDDING_MODEL, batch_size: int = 64, backend: str = "torch",
@@ -49,6 +49,12 @@ class Embedder:
             raise ConfigError(f"embedding backend {backend!r} is not one of {', '.join(self.BACKENDS)}")
         self.model_name = model
         self.batch_size = batch_size
+        if backend == "auto":
+            from ingest.cpu import choose_backend, cpu_info
+
+            backend = choose_backend()
+            log.debug("embedding backend auto -> %s on %s", backend, cpu_info().describe())
+        self.requested_backend = backend
         self.backend = backend
         self.device = device
         self.cache_dir = Path(cache_dir)

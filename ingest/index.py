@@ -493,6 +493,11 @@ class Indexer:
 
         catalog.set_meta("embedding_model", self.index.settings.embedding_model)
         catalog.set_meta("contextual_headers", str(self.index.settings.contextual_headers))
+        if report.chunks_written:  # which encoder wrote the vectors, on which CPU (vectors differ a little by both)
+            from ingest.cpu import cpu_info
+
+            catalog.set_meta("embedding_backend", self.index.embedder.backend)
+            catalog.set_meta("ingest_cpu", cpu_info().describe())
         catalog.set_meta("dirty", "0")
         report.seconds = round(time.perf_counter() - started, 3)
         report.chunks_per_second = round(report.chunks_written / report.seconds, 2) if report.seconds else 0.0

@@ -7,6 +7,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ingest.index import Index, open_index
@@ -14,29 +15,44 @@ from rag.answer import NOT_FOUND, AnswerContext, ChatBackend, ExtractiveBackend,
 from rag.cite import CitationVerifier, StreamingVerifier, mark_uncited_sentences, supported_sentences
 from rag.errors import BackendError, ConfigError
 from rag.evidence import SentenceEvidence, named_councils, sentence_evidence
+from rag.policy import RULES, STATISTICS_QUESTION, Candidate, PolicyDecision, candidate_features, decide, load_model
 from rag.query import ACRONYMS, QueryAnalyser, coerce_history, expand_acronyms, find_authorities
 from rag.text import query_terms, stem
 from rag.retrieve import HybridRetriever, Retrieval, RetrievalConfig
 from rag.settings import Settings, apply_offline_environment, load_settings
-from rag.types import Answer, Citation, Decision, Filters, Query
+from rag.types import Answer, Citation, Decision, Filters, Hit, Query
 
 log = logging.getLogger(__name__)
 
 ABSTAIN_TEXT = "The indexed decisions don't answer this question."
-
-# Decisions describe single complaints; they hold no counts or rates, so such questions cannot be answered.
-STATISTICS_QUESTION = re.compile(
-    r"\b(on average|statistics|league tables?|success rate)\b|"
-    r"\b(how many|what (?:number|percentage|proportion|share|fraction) of)\b.*"
-    r"\b(issued?|received?|made|handled|upheld|per (?:year|month)|each (?:year|month)|last (?:year|month)|"
-    r"in total|altogether|this year|nationally|complaints|fines|councils)\b", re.I)
-
 
 def _short(text: str | None, limit: int = 220) -> str:
     if not text:
         return ""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+@dataclass
+class Examination:
+    """Everything the assistant learned about a question before answering: the analysed query, what retrieval
+    found, the sentence evidence, each candidate decision's signals, and the policy's verdict."""
+
+    query: Query
+    retrieval: Retrieval
+    decisions: dict[str, Decision]
+    evidence: SentenceEvidence
+    candidates: list[Candidate]
+    verdict: PolicyDecision
+    notes: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def answer_hits(self) -> list[Hit]:
+        """The hits of the decisions the answer may use, the most relevant decision first."""
+        order = {doc: i for i, doc in enumerate(self.verdict.relevant)}
+        hits = [h for h in self.retrieval.hits if h.chunk.doc_id in order]
+        return sorted(hits, key=lambda h: (order[h.chunk.doc_id], h.rank))
 
 
 class Assistant:
@@ -66,6 +82,7 @@ class Assistant:
             reranker = load_cross_encoder(settings.reranker_path)
         self.retriever = HybridRetriever(cat, index.store, index.embedder, RetrievalConfig.from_settings(settings),
                                          reranker)
+        self.relevance = load_model(str(settings.relevance_model) if settings.relevance_model else None)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *, backend: Any = None, reranker: Any = None,
@@ -94,6 +111,16 @@ class Assistant:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def warm_up(self) -> float:
+        """Load what the first question would otherwise wait for — the embedding model, Chroma's vector index,
+        the lexical index's pages, the catalog's statistics, the tokenizer vocabulary — by examining one question.
+        Returns the seconds it took. The app calls it before it opens its port (issue 12: "the first question is
+        as fast as the tenth")."""
+        started = time.perf_counter()
+        self.index.embedder.vocabulary()
+        self.examine("Did the council apologise and pay for the delay in its complaint response?")
+        return time.perf_counter() - started
+
     # information -------------------------------------------------------------------------------
     def choices(self, column: str) -> list[str]:
         """Distinct councils / categories / outcomes in the index (cached until refresh())."""
@@ -109,9 +136,13 @@ class Assistant:
 
     def status(self) -> dict[str, Any]:
         """Index status for the UI and CLI."""
+        from ingest.cpu import cpu_info
+
         stats = self.index.catalog.stats()
         return {"decisions": stats.decisions, "chunks": stats.chunks, "last_ingest": stats.last_ingest,
-                "embedding_model": self.settings.embedding_model, "backend": self.backend.name,
+                "embedding_model": self.settings.embedding_model, "embedding_backend": self.index.embedder.backend,
+                "index_embedding_backend": self.index.catalog.get_meta("embedding_backend"),
+                "cpu": cpu_info().describe(), "relevance_model": self.relevance.version, "backend": self.backend.name,
                 "model": self.backend.model, "index": self.index.location}
 
     # asking ------------------------------------------------------------------------------------
@@ -130,10 +161,12 @@ class Assistant:
         assert answer is not None
         return answer
 
-    def stream(self, question: str, filters: Filters | Mapping[str, Any] | None = None,
-               history: Sequence[Any] | None = None, k: int | None = None) -> Iterator[str | Answer]:
-        """Yield verified answer text as it is produced, then the final Answer."""
-        started = time.perf_counter()
+    def examine(self, question: str, filters: Filters | Mapping[str, Any] | None = None,
+                history: Sequence[Any] | None = None, k: int | None = None) -> Examination:
+        """Analyse, retrieve, weigh the evidence and decide whether (and from which decisions) to answer.
+
+        Evaluation and notebooks call this to see the policy's inputs without composing an answer.
+        """
         timings: dict[str, float] = {}
         if not isinstance(filters, Filters):
             filters = Filters.from_dict(dict(filters) if filters else None)
@@ -149,43 +182,81 @@ class Assistant:
             notes.append(f"Filtered to {query.filters.describe()} (taken from your question).")
         if retrieval.missing_cases:
             notes.append("Not in the index: case " + ", ".join(retrieval.missing_cases) + ".")
+        decisions = self.index.catalog.decisions([h.chunk.doc_id for h in retrieval.hits])
+        uncovered = None if retrieval.looked_up or retrieval.filters_match_nothing else self._uncovered(query)
+        if uncovered:
+            notes.append(uncovered)
+        t = time.perf_counter()
+        evidence = sentence_evidence(self.index.embedder, expand_acronyms(query.standalone), retrieval.hits,
+                                     decisions)
+        timings["evidence_ms"] = (time.perf_counter() - t) * 1000
+        explicit = any(f not in query.inferred_filters for f in query.filters.to_dict())
+        terms = list(dict.fromkeys(stem(w) for w in query_terms(query.standalone + " " + query.text)))
+        candidates = candidate_features(query.text, query.standalone, retrieval.hits, decisions, evidence.by_doc,
+                                        self.index.catalog.document_frequency(terms),
+                                        self.index.catalog.count_chunks(), explicit)
+        verdict = self._verdict(query, retrieval, candidates, uncovered, explicit)
+        return Examination(query, retrieval, decisions, evidence, candidates, verdict, notes, timings)
+
+    def _verdict(self, query: Query, retrieval: Retrieval, candidates: Sequence[Candidate], uncovered: str | None,
+                 explicit_filters: bool) -> PolicyDecision:
+        """The answer-or-decline policy: fixed rules first (each with its reason), then the fitted model."""
+        version = self.relevance.version
+        if retrieval.looked_up:  # the person named the decision: answer from it, whatever the wording
+            return PolicyDecision(True, None, tuple(retrieval.looked_up), {}, version)
+        if not retrieval.hits:
+            return PolicyDecision(False, RULES["no_hits"], (), {}, version)
+        if query.case_numbers and retrieval.missing_cases:
+            return PolicyDecision(False, RULES["missing_case"], (), {}, version)
+        if STATISTICS_QUESTION.search(query.text):
+            return PolicyDecision(False, RULES["statistics"], (), {}, version)
+        if uncovered:
+            return PolicyDecision(False, RULES["uncovered"], (), {}, version)
+        return decide(candidates, self.relevance, filtered=explicit_filters)
+
+    def stream(self, question: str, filters: Filters | Mapping[str, Any] | None = None,
+               history: Sequence[Any] | None = None, k: int | None = None) -> Iterator[str | Answer]:
+        """Yield verified answer text as it is produced, then the final Answer."""
+        started = time.perf_counter()
+        exam = self.examine(question, filters, history, k)
+        query, retrieval, decisions, evidence = exam.query, exam.retrieval, exam.decisions, exam.evidence
+        timings, notes, verdict = exam.timings_ms, exam.notes, exam.verdict
+        messages = coerce_history(history)
+        relevance = {d: round(p, 4) for d, p in verdict.scores.items()}
 
         def finish(text: str, abstained: bool, citations: Sequence[Citation], backend: str, model: str | None,
                    prompt_version: str | None, fabricated: int = 0, corrected: int = 0, uncited: int = 0,
-                   fabricated_before: int = 0) -> Answer:
+                   fabricated_before: int = 0, reason: str | None = None) -> Answer:
             timings["total_ms"] = (time.perf_counter() - started) * 1000
             return Answer(text=text, abstained=abstained, citations=tuple(citations), sources=tuple(retrieval.hits),
                           filters_applied=query.filters, fabricated_citations_removed=fabricated, backend=backend,
                           model=model, prompt_version=prompt_version, timings_ms=dict(timings), question=question,
                           standalone_question=query.standalone, notes=tuple(notes), uncited_sentences=uncited,
                           paragraphs_corrected=corrected, fabricated_before_verification=fabricated_before,
-                          inferred_filters=query.inferred_filters)
+                          inferred_filters=query.inferred_filters,
+                          decline_reason=(reason or verdict.reason) if abstained else None, relevance=relevance,
+                          policy_version=verdict.version)
 
         prefix = "".join(f"_{n}_\n\n" for n in notes)
         if retrieval.filters_match_nothing:
             text = (f"No indexed decisions match the filters ({query.filters.describe()}), so nothing was searched. "
                     "Change or remove a filter to search more widely.")
             yield prefix + text
-            yield finish(prefix + text, True, [], self.backend.name, self.backend.model, self.backend.prompt_version)
+            yield finish(prefix + text, True, [], self.backend.name, self.backend.model, self.backend.prompt_version,
+                         reason="no indexed decision matches the filters")
             return
 
-        decisions = self.index.catalog.decisions([h.chunk.doc_id for h in retrieval.hits])
-        uncovered = None if retrieval.looked_up else self._uncovered(query)
-        if uncovered:
-            notes.append(uncovered)
-            prefix = "".join(f"_{n}_\n\n" for n in notes)
-        t = time.perf_counter()
-        evidence = sentence_evidence(self.index.embedder, expand_acronyms(query.standalone), retrieval.hits,
-                                     decisions)
-        timings["evidence_ms"] = (time.perf_counter() - t) * 1000
-        if uncovered or self._weak(query, retrieval, evidence):
-            text = prefix + self._abstain_text(retrieval, decisions)
+        if not verdict.answer:
+            text = prefix + self._abstain_text(retrieval, decisions, reason=verdict.reason)
             yield text
             yield finish(text, True, [], self.backend.name, self.backend.model, self.backend.prompt_version)
             return
 
-        ctx = AnswerContext(query.standalone, retrieval.hits, decisions, messages, evidence.similarity)
-        verifier = CitationVerifier(decisions)
+        ctx = AnswerContext(query.standalone, exam.answer_hits, decisions, messages, evidence.similarity,
+                            lookup=bool(retrieval.looked_up))
+        # Citations are checked against the decisions the answer may use: a retrieved decision the policy judged
+        # not to answer is no source for a claim (the model never saw it; the extractive answer never quotes it).
+        verifier = CitationVerifier({d: decisions[d] for d in verdict.relevant if d in decisions})
         backend = self.backend
         if prefix:
             yield prefix
@@ -229,7 +300,7 @@ class Assistant:
             text = prefix + self._abstain_text(retrieval, decisions, said_by_model=True)
             yield "\n\n" + text[len(prefix):] if shown else text
             yield finish(text, True, [], backend.name, backend.model, backend.prompt_version, fabricated, corrected,
-                         fabricated_before=fabricated)
+                         fabricated_before=fabricated, reason="the language model found no answer in the passages")
             return
         if failure is not None or (supported == 0 and isinstance(backend, ChatBackend)):
             if failure:
@@ -292,27 +363,11 @@ class Assistant:
                 absent.append(acronym)
         return absent
 
-    def _weak(self, query: Query, retrieval: Retrieval, evidence: SentenceEvidence) -> bool:
-        """Too little evidence to answer: nothing found, a statistics question, or no sentence close enough.
-
-        Evidence = similarity of the closest retrieved sentence + 0.05 x the IDF-weighted share of the
-        question's words found in the best decision; the threshold is calibrated on eval/gold/dev.jsonl.
-        """
-        if retrieval.looked_up:
-            return False
-        if not retrieval.hits or (query.case_numbers and retrieval.missing_cases):
-            return True
-        if STATISTICS_QUESTION.search(query.text):
-            return True
-        threshold = self.settings.abstain_threshold
-        explicit = [f for f in query.filters.to_dict() if f not in query.inferred_filters]
-        if explicit:  # the person chose the decisions; only a clearly unrelated question abstains
-            threshold -= 0.1
-        return evidence.best + 0.05 * retrieval.coverage < threshold
-
     def _abstain_text(self, retrieval: Retrieval, decisions: Mapping[str, Decision],
-                      said_by_model: bool = False) -> str:
+                      said_by_model: bool = False, reason: str | None = None) -> str:
         lead = ABSTAIN_TEXT + (" (The model found no answer in the retrieved passages.)" if said_by_model else "")
+        if reason:
+            lead += f" Why: {reason}."
         nearest = []
         for doc_id in retrieval.ranked_docs[:3]:
             d = decisions.get(doc_id) or self.index.catalog.decisions([doc_id]).get(doc_id)

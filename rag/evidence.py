@@ -17,36 +17,57 @@ from rag.types import Decision, Hit
 
 @dataclass
 class SentenceEvidence:
-    """Cosine similarity of each examined sentence to the question, and the best of them."""
+    """Cosine similarity of each examined sentence to the question, per decision, and the best of them."""
 
     similarity: dict[str, float] = field(default_factory=dict)
     best: float = 0.0
+    by_doc: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __contains__(self, sentence: str) -> bool:
         return sentence in self.similarity
 
 
 def sentence_evidence(embedder: Embedder, question: str, hits: Sequence[Hit], decisions: Mapping[str, Decision],
-                      max_hits: int = 6, max_sentences: int = 40) -> SentenceEvidence:
-    """Embed up to max_sentences sentences of the best hits' paragraphs and compare them with the question."""
+                      max_decisions: int = 5, max_sentences: int = 64) -> SentenceEvidence:
+    """Embed the sentences of the first decisions' summaries and hit paragraphs and compare them with the question.
+
+    The summary is always examined: it states the finding and the remedy, which is often what was asked.
+    """
     sentences: dict[str, None] = {}
-    for hit in hits[:max_hits]:
+    owners: dict[str, list[str]] = {}
+    docs: list[str] = []
+    for hit in hits:
         decision = decisions.get(hit.chunk.doc_id)
         if decision is None:
             continue
-        for _, text in hit_paragraphs(hit, decision):
+        if decision.doc_id not in docs:
+            if len(docs) >= max_decisions:
+                continue
+            docs.append(decision.doc_id)
+            paragraphs = [(0, decision.summary)] if decision.summary else []
+        else:
+            paragraphs = []
+        paragraphs += [(n, t) for n, t in hit_paragraphs(hit, decision) if n != 0]
+        for _, text in paragraphs:
             if addressed_to_a_model(text):
                 continue
             for s in sentences_of(text):
                 if len(s.split()) >= 5:
                     sentences.setdefault(s, None)
+                    owners.setdefault(s, [])
+                    if decision.doc_id not in owners[s]:
+                        owners[s].append(decision.doc_id)
     texts = list(sentences)[:max_sentences]
     if not texts:
         return SentenceEvidence()
     vectors = embedder.embed([question] + texts)
     sims = vectors[1:] @ vectors[0]
     similarity = {t: float(s) for t, s in zip(texts, sims)}
-    return SentenceEvidence(similarity, max(similarity.values()))
+    by_doc: dict[str, dict[str, float]] = {}
+    for t, s in similarity.items():
+        for doc in owners[t]:
+            by_doc.setdefault(doc, {})[t] = s
+    return SentenceEvidence(similarity, max(similarity.values()), by_doc)
 
 
 _NAMED_COUNCIL = re.compile(

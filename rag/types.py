@@ -287,6 +287,9 @@ class Answer:
     paragraphs_corrected: int = 0
     fabricated_before_verification: int = 0
     inferred_filters: tuple[str, ...] = ()
+    decline_reason: str | None = None
+    relevance: dict[str, float] = field(default_factory=dict)
+    policy_version: str | None = None
 
     @property
     def cited_labels(self) -> list[str]:
@@ -327,6 +330,9 @@ class Answer:
             "paragraphs_corrected": self.paragraphs_corrected,
             "uncited_sentences": self.uncited_sentences,
             "notes": list(self.notes),
+            "decline_reason": self.decline_reason,
+            "relevance": dict(self.relevance),
+            "policy_version": self.policy_version,
             "backend": self.backend,
             "model": self.model,
             "prompt_version": self.prompt_version,

@@ -16,6 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "sample"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TEST_OUTPUT = ROOT / "test-output"
+# The sample decisions that answer "When does the ICO handle rectification?": 000 and 002 say the ICO considers
+# 'right to rectification' disputes, 004 that it can require rectification. The answer cites one or more of them.
+ICO_ANSWERS = frozenset({"23 009 429", "002_7d099216e168a9a0", "24 005 748"})
 
 
 @pytest.fixture(scope="session")

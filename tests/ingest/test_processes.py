@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 try:  # the shared helper in tests/conftest.py, under either pytest import mode (prepend / importlib)
-    from conftest import ROOT, SAMPLE_DIR
+    from conftest import ICO_ANSWERS, ROOT, SAMPLE_DIR
 except ImportError:
-    from tests.conftest import ROOT, SAMPLE_DIR
+    from tests.conftest import ICO_ANSWERS, ROOT, SAMPLE_DIR
 
 # A reader as the app is one: opens the index through Assistant.from_settings and keeps it open.
 READER = """
@@ -69,4 +69,4 @@ def test_readers_share_the_embedded_index_and_an_ingest_stops_at_once(sample_ind
     assert "Traceback" not in message
     # "At once": no model load, no parsing; only the interpreter and imports (generous on a loaded machine).
     assert elapsed < 45, elapsed
-    assert not answer.abstained and "23 009 429" in answer.cited_labels
+    assert not answer.abstained and set(answer.cited_labels) & ICO_ANSWERS

@@ -34,16 +34,17 @@ def test_ico_rectification_answer_cites_the_decisions_that_say_so(assistant):
     assert not answer.abstained
     cited = set(answer.cited_labels)
     # 000 and 002 say the ICO considers 'right to rectification' disputes; 004 says it can require rectification.
-    assert {"23 009 429", "002_7d099216e168a9a0"} <= cited
-    assert cited <= SAMPLE_CASES | {"002_7d099216e168a9a0"}
+    # Only decisions that say so are cited (the policy cites the most relevant one and any close to it).
+    assert cited and cited <= {"23 009 429", "002_7d099216e168a9a0", "24 005 748"}
     assert "rectif" in answer.text.lower()
+    assert answer.text.startswith("**In short:**") and answer.policy_version and answer.relevance
     for citation in answer.citations:
         assert citation.quote, citation
         assert citation.label in answer.text
     assert answer.fabricated_citations_removed == 0
     assert UNCITED_MARK not in answer.text
     # council, date and outcome of each decision are named
-    assert "Staffordshire County Council" in answer.text and "Closed after initial enquiries" in answer.text
+    assert "County Council — " in answer.text and "Closed after initial enquiries" in answer.text
 
 
 def test_every_case_number_in_an_answer_was_retrieved(assistant):
@@ -106,14 +107,15 @@ def test_bad_questions_get_clear_errors(assistant, bad, message):
 
 def test_control_characters_are_stripped(assistant):
     answer = assistant.ask("When does the ICO\x00 handle\x07 rectification?")
-    assert not answer.abstained and "23 009 429" in answer.cited_labels
+    assert not answer.abstained and answer.cited_labels
+    assert set(answer.cited_labels) <= {"23 009 429", "002_7d099216e168a9a0", "24 005 748"}
 
 
 def test_stream_yields_text_then_answer(assistant):
     items = list(assistant.stream("When does the ICO handle rectification?"))
     assert isinstance(items[-1], Answer)
     text = "".join(i for i in items[:-1] if isinstance(i, str))
-    assert len(items) > 2 and "[23 009 429 ¶7]" in text
+    assert len(items) > 2 and re.search(r"\[\d\d \d{3} \d{3} (¶\d+|summary)\]", text)
 
 
 def test_answer_json_shape(assistant):
@@ -167,4 +169,16 @@ def test_acronyms_the_decisions_contain_or_spell_out_are_not_flagged(assistant):
     assert not any("mentions" in n for n in shouted.notes)
     # Ordinary words in capitals (and common acronyms such as NHS) are left to the evidence check.
     words = assistant.ask("Can the ICO order a council to correct its records? NEAR DROP TABLE")
-    assert not words.abstained and not any("mentions" in n for n in words.notes)
+    assert not any("mentions" in n for n in words.notes)
+
+
+def test_warm_up_loads_what_the_first_question_needs(make_settings, sample_index_dir):
+    from ingest.embed import Embedder
+    from ingest.index import open_index
+
+    settings = make_settings(index_dir=sample_index_dir)
+    cold = Embedder(settings.embedding_model, settings.embed_batch_size, "onnx")
+    with Assistant(settings, open_index(settings, embedder=cold)) as a:
+        assert not a.index.embedder.loaded
+        assert a.warm_up() > 0 and a.index.embedder.loaded
+        assert not a.ask("When does the ICO handle rectification?").abstained

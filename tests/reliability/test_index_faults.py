@@ -20,9 +20,9 @@ from rag.errors import IndexMismatchError, IndexStateError
 from rag.settings import load_settings
 
 try:
-    from conftest import ROOT
+    from conftest import ROOT, ICO_ANSWERS
 except ImportError:
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, ICO_ANSWERS
 
 QUESTION = "When does the ICO handle rectification?"
 OTHER_MODEL = "sentence-transformers/all-mpnet-base-v2"
@@ -197,4 +197,4 @@ def test_the_fix_the_error_names_works(damaged, embedder):
     settings = load_settings(index_dir=damaged, log_dir=damaged.parent / "logs")
     with Assistant(settings, open_index(settings, embedder=embedder)) as assistant:
         answer = assistant.ask(QUESTION)
-    assert not answer.abstained and "23 009 429" in answer.cited_labels
+    assert not answer.abstained and set(answer.cited_labels) & ICO_ANSWERS

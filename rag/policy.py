@@ -1,0 +1,284 @@
+"""Answer or decline, and which decisions to cite: one decision per candidate decision, in one place.
+
+Why a model and not a threshold: on real published decisions the best-sentence similarity of questions no
+decision answers (median 0.53) overlapped those of answerable ones (0.68) so much that the best single
+threshold declined 4 of 25 unanswerable questions (issue 11). A question is answered when at least one
+retrieved decision *addresses its subject*; that is judged per decision from a few measured signals (meaning,
+shared words, shared phrases, how far the decision stands out) combined by a logistic regression fitted on the
+development split of the gold set (`python -m eval fit-policy`) and reported on the test split. The fitted
+weights, thresholds and their provenance live in `rag/models/relevance.json`; its version travels with every
+Answer and evaluation report.
+
+Rules that need no fitting stay rules, each with its reason (see RULES): a named council or acronym the index
+does not hold, a question asking for statistics, a case number not in the index.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from rag.errors import ConfigError
+from rag.text import query_terms, stem
+from rag.types import Decision, Hit
+
+MODEL_PATH = Path(__file__).resolve().parent / "models" / "relevance.json"
+
+FEATURES = ("sim_best", "sim_top3", "chunk_sim", "coverage", "phrases", "unseen", "rank", "lead", "own_coverage",
+            "filtered")
+
+# Words of a follow-up that point back at the conversation rather than name a subject.
+_GENERIC_FOLLOW_UP = frozenset("""
+also what about how else then again more another other one same did does was were they them their it its
+much long pay paid council councils anything something any happen happened else why who which where
+""".split())
+
+STATISTICS_QUESTION = re.compile(
+    r"\b(on average|statistics|league tables?|success rate)\b|"
+    r"\b(how many|what (?:number|percentage|proportion|share|fraction) of)\b.*"
+    r"\b(issued?|received?|made|handled|upheld|per (?:year|month)|each (?:year|month)|last (?:year|month)|"
+    r"in total|altogether|this year|nationally|complaints|fines|councils)\b", re.I)
+
+RULES = {
+    "no_hits": "nothing was retrieved",
+    "missing_case": "the question names a case number the index does not hold",
+    "statistics": "decisions describe single complaints; they hold no counts or rates",
+    "uncovered": "the question names a council or an acronym no indexed decision contains",
+    "no_decision_addresses": "no retrieved decision addresses what the question is about",
+}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One retrieved decision and the signals that say whether it answers the question."""
+
+    doc_id: str
+    rank: int
+    features: dict[str, float]
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    """Answer or decline; the decisions to answer from (best first); the reason; every candidate's score."""
+
+    answer: bool
+    reason: str | None
+    relevant: tuple[str, ...]
+    scores: dict[str, float] = field(default_factory=dict)
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class RelevanceModel:
+    """Logistic regression over FEATURES: P(a decision answers the question), with its two thresholds.
+
+    answer_threshold: the best decision's probability needed to answer at all.
+    cite_ratio: another decision is cited beside the best one when its probability is at least this share of the
+    best one's (relative, because probabilities shift with the index's word statistics).
+    """
+
+    version: str
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    answer_threshold: float
+    cite_ratio: float
+    filtered_answer_threshold: float
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.features)
+        if not (len(self.mean) == len(self.scale) == len(self.coef) == n) or set(self.features) - set(FEATURES):
+            raise ConfigError(f"relevance model {self.version!r}: features {self.features} do not match its weights "
+                              f"or are unknown (known: {', '.join(FEATURES)}); refit with python -m eval fit-policy")
+
+    def probability(self, features: Mapping[str, float]) -> float:
+        """P(answers) for one candidate's features."""
+        z = self.intercept + sum(c * (features[f] - m) / s
+                                 for f, m, s, c in zip(self.features, self.mean, self.scale, self.coef))
+        return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form written by the fitting command."""
+        return {"version": self.version, "features": list(self.features), "mean": list(self.mean),
+                "scale": list(self.scale), "coef": list(self.coef), "intercept": self.intercept,
+                "answer_threshold": self.answer_threshold, "cite_ratio": self.cite_ratio,
+                "filtered_answer_threshold": self.filtered_answer_threshold, "provenance": self.provenance}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RelevanceModel:
+        """Validate and build from the JSON form."""
+        try:
+            return cls(version=str(data["version"]), features=tuple(data["features"]),
+                       mean=tuple(float(x) for x in data["mean"]), scale=tuple(float(x) or 1.0 for x in data["scale"]),
+                       coef=tuple(float(x) for x in data["coef"]), intercept=float(data["intercept"]),
+                       answer_threshold=float(data["answer_threshold"]), cite_ratio=float(data["cite_ratio"]),
+                       filtered_answer_threshold=float(data.get("filtered_answer_threshold",
+                                                                data["answer_threshold"])),
+                       provenance=dict(data.get("provenance") or {}))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"relevance model file is malformed ({type(exc).__name__}: {exc}); "
+                              "refit it with python -m eval fit-policy") from None
+
+
+@lru_cache(maxsize=4)
+def load_model(path: str | None = None) -> RelevanceModel:
+    """The fitted relevance model (default: rag/models/relevance.json)."""
+    p = Path(path) if path else MODEL_PATH
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"relevance model {p} cannot be read ({exc.strerror}); restore it from git or refit it "
+                          "with python -m eval fit-policy") from None
+    except ValueError as exc:
+        raise ConfigError(f"relevance model {p} is not valid JSON ({exc}); refit it with python -m eval "
+                          "fit-policy") from None
+    return RelevanceModel.from_dict(data)
+
+
+# --- signals --------------------------------------------------------------------------------------------
+def decision_stems(decision: Decision) -> list[str]:
+    """The stems of a decision's council, category, summary and paragraphs, in reading order (no stopwords)."""
+    out: list[str] = []
+    header = " ".join(x for x in (decision.authority, decision.category, decision.subcategory) if x)
+    for text in [header, decision.summary or ""] + [p.text for p in decision.paragraphs]:
+        out.extend(stem(t) for t in _terms_in_order(text))
+    return out
+
+
+_WORD = re.compile(r"[\w£]+(?:['’][\w]+)?", re.UNICODE)
+
+
+def _terms_in_order(text: str) -> list[str]:
+    from rag.text import STOPWORDS
+
+    out = []
+    for word in _WORD.findall(text.lower()):
+        word = word.replace("’", "'").split("'")[0]
+        if len(word) < 2 or word in STOPWORDS or (word.isdigit() and len(word) < 3):
+            continue
+        out.append(word)
+    return out
+
+
+def phrase_coverage(question_stems: Sequence[str], positions: Mapping[str, Sequence[int]], window: int = 4) -> float:
+    """Share of the question's neighbouring word pairs that stand within `window` words of each other in the
+    decision: "waiting times" and "hip operations" must appear together, not just "hospital" somewhere."""
+    pairs = [(a, b) for a, b in zip(question_stems, question_stems[1:]) if a != b]
+    if not pairs:
+        return 1.0 if question_stems and question_stems[0] in positions else 0.0
+    found = 0
+    for a, b in pairs:
+        pa, pb = positions.get(a), positions.get(b)
+        if pa and pb and _near(pa, pb, window):
+            found += 1
+    return found / len(pairs)
+
+
+def _near(xs: Sequence[int], ys: Sequence[int], window: int) -> bool:
+    i = j = 0
+    while i < len(xs) and j < len(ys):
+        if abs(xs[i] - ys[j]) <= window:
+            return True
+        if xs[i] < ys[j]:
+            i += 1
+        else:
+            j += 1
+    return False
+
+
+def own_terms(question: str, standalone: str) -> list[str]:
+    """The question's own subject words: for a follow-up ("and street lights?"), the words it adds beyond the
+    conversation, without the words that only point back at it."""
+    terms = [t for t in query_terms(question) if t not in _GENERIC_FOLLOW_UP]
+    return terms if standalone != question else query_terms(question)
+
+
+def candidate_features(question: str, standalone: str, hits: Sequence[Hit], decisions: Mapping[str, Decision],
+                       sentence_similarity: Mapping[str, Mapping[str, float]], df: Mapping[str, int],
+                       n_chunks: int, filtered: bool, max_decisions: int = 5) -> list[Candidate]:
+    """Signals for each of the first `max_decisions` retrieved decisions (in rank order).
+
+    sentence_similarity: doc_id -> {sentence: cosine to the question} (summary and hit paragraphs).
+    df: stem -> how many of the index's n_chunks chunks contain it (absent: none).
+    """
+    order: list[str] = []
+    chunk_sim: dict[str, float] = {}
+    for hit in hits:
+        doc = hit.chunk.doc_id
+        if doc not in decisions:
+            continue
+        if doc not in chunk_sim:
+            order.append(doc)
+            chunk_sim[doc] = 0.0
+        chunk_sim[doc] = max(chunk_sim[doc], hit.dense_similarity or 0.0)
+    order = order[:max_decisions]
+    q_terms = list(dict.fromkeys(stem(t) for t in query_terms(standalone)))
+    own = list(dict.fromkeys(stem(t) for t in own_terms(question, standalone)))
+    idf = idf_table(list(dict.fromkeys(q_terms + own)), df, n_chunks)
+    total = sum(idf.get(t, 0.0) for t in q_terms) or 1.0
+    # Words no indexed decision contains ("hip", "DVLA"): the question is about something the index lacks.
+    unseen = sum(idf[t] for t in q_terms if not df.get(t)) / total if q_terms else 0.0
+    best_sims = {d: sorted(sentence_similarity.get(d, {}).values(), reverse=True) for d in order}
+    out: list[Candidate] = []
+    for rank, doc in enumerate(order):
+        stems_seq = decision_stems(decisions[doc])
+        positions: dict[str, list[int]] = {}
+        for i, s in enumerate(stems_seq):
+            positions.setdefault(s, []).append(i)
+        present = set(positions)
+        sims = best_sims[doc] or [0.0]
+        others = [best_sims[d][0] for d in order if d != doc and best_sims[d]]
+        own_total = sum(idf.get(t, 0.0) for t in own) or 1.0
+        features = {
+            "sim_best": sims[0],
+            "sim_top3": sum(sims[:3]) / len(sims[:3]),
+            "chunk_sim": chunk_sim[doc],
+            "coverage": sum(idf.get(t, 0.0) for t in q_terms if t in present) / total,
+            "phrases": phrase_coverage(q_terms, positions),
+            "unseen": unseen,
+            "rank": 1.0 / (1 + rank),
+            "lead": sims[0] - max(others, default=sims[0] - 0.1),
+            "own_coverage": (sum(idf.get(t, 0.0) for t in own if t in present) / own_total) if own else 1.0,
+            "filtered": 1.0 if filtered else 0.0,
+        }
+        out.append(Candidate(doc, rank, features))
+    return out
+
+
+SIMILARITY_FEATURES = ("sim_best", "sim_top3", "chunk_sim")
+
+
+def shifted(candidates: Sequence[Candidate], delta: float) -> list[Candidate]:
+    """The same candidates with every similarity moved by delta (the margin check of issue 11)."""
+    return [Candidate(c.doc_id, c.rank, {k: v + delta if k in SIMILARITY_FEATURES else v
+                                         for k, v in c.features.items()}) for c in candidates]
+
+
+def decide(candidates: Sequence[Candidate], model: RelevanceModel, filtered: bool = False) -> PolicyDecision:
+    """Answer when the best candidate is likely enough to answer; cite every candidate likely enough too."""
+    if not candidates:
+        return PolicyDecision(False, RULES["no_hits"], (), {}, model.version)
+    scores = {c.doc_id: model.probability(c.features) for c in candidates}
+    ranked = sorted(candidates, key=lambda c: (-scores[c.doc_id], c.rank))
+    best = scores[ranked[0].doc_id]
+    needed = model.filtered_answer_threshold if filtered else model.answer_threshold
+    if best < needed:
+        return PolicyDecision(False, RULES["no_decision_addresses"], (), scores, model.version)
+    relevant = tuple(c.doc_id for c in ranked if c is ranked[0] or scores[c.doc_id] >= model.cite_ratio * best)
+    return PolicyDecision(True, None, relevant, scores, model.version)
+
+
+def idf_table(terms: Sequence[str], document_frequency: Mapping[str, int], n_chunks: int) -> dict[str, float]:
+    """BM25-style IDF for stems over the index's chunks (unseen stems get the largest value)."""
+    n = max(n_chunks, 1)
+    return {t: math.log(1 + (n - document_frequency.get(t, 0) + 0.5) / (document_frequency.get(t, 0) + 0.5))
+            for t in terms}

@@ -496,7 +496,7 @@ class Indexer:
         if report.chunks_written:  # which encoder wrote the vectors, on which CPU (vectors differ a little by both)
             from ingest.cpu import cpu_info
 
-            catalog.set_meta("embedding_backend", self.index.embedder.backend)
+            catalog.set_meta("embedding_backend", str(getattr(self.index.embedder, "backend", "unknown")))
             catalog.set_meta("ingest_cpu", cpu_info().describe())
         catalog.set_meta("dirty", "0")
         report.seconds = round(time.perf_counter() - started, 3)

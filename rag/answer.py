@@ -323,11 +323,11 @@ class ExtractiveBackend:
                                                                             if c.doc_id == d)):
             decision = ctx.decisions[doc_id]
             lines = [decision_heading(decision)]
-            picked = sorted((c for c in chosen if c.doc_id == doc_id and c is not lead),
-                            key=lambda c: (c.paragraph, c.order))
-            shown = {(c.paragraph, c.text) for c in picked}
-            if lead is not None and lead.doc_id == doc_id:
-                shown |= {(lead.paragraph, lead.text), (lead.paragraph, lead.previous)}
+            in_lead = {(lead.paragraph, lead.text), (lead.paragraph, lead.previous)} if lead is not None and \
+                lead.doc_id == doc_id else set()
+            picked = sorted((c for c in chosen if c.doc_id == doc_id and c is not lead
+                             and (c.paragraph, c.text) not in in_lead), key=lambda c: (c.paragraph, c.order))
+            shown = {(c.paragraph, c.text) for c in picked} | in_lead
             for c in picked:
                 # A sentence that leans on the one before ("If the Council refuses to do so...") gets it back.
                 lead_in = f"{c.previous} " if c.previous and (c.paragraph, c.previous) not in shown else ""

@@ -14,9 +14,9 @@ import pytest
 from ingest.index import open_index
 
 try:  # the shared helper in tests/conftest.py, under either pytest import mode (prepend / importlib)
-    from conftest import SAMPLE_DIR, build_index
+    from conftest import ICO_ANSWERS, SAMPLE_DIR, build_index
 except ImportError:
-    from tests.conftest import SAMPLE_DIR, build_index
+    from tests.conftest import ICO_ANSWERS, SAMPLE_DIR, build_index
 
 
 def free_port() -> int:
@@ -104,7 +104,7 @@ def test_ask_answers_from_a_chroma_server_that_no_second_catalog_can_take_over(c
         answer = assistant.ask("When does the ICO handle rectification?")
         assert assistant.status()["index"] == chroma_server
     assert not answer.abstained
-    assert {"23 009 429", "002_7d099216e168a9a0"} <= set(answer.cited_labels)
+    assert answer.cited_labels and set(answer.cited_labels) <= ICO_ANSWERS
     assert any("dense" in h.retrievers for h in answer.sources)  # the vectors came back from the server
 
     intruder = make_settings(chroma_url=chroma_server, index_dir=tmp_path / "other-index")

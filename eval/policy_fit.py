@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from eval.gold import GoldQuestion, load_gold
-from rag.policy import FEATURES, Candidate, RelevanceModel, decide, shifted
+from rag.policy import FEATURES, RULES, Candidate, RelevanceModel, decide, shifted
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +63,7 @@ def examine_all(assistant: Any, questions: Sequence[GoldQuestion], progress: boo
     return out
 
 
-def _model_reason() -> str:
-    from rag.policy import RULES
-
-    return RULES["no_decision_addresses"]
-
-
-_MODEL_REASON = _model_reason()
+_MODEL_REASON = RULES["no_decision_addresses"]  # declined by the fitted model, not by a fixed rule
 
 
 def rows(examined: Sequence[Examined], features: Sequence[str] = FEATURES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -54,7 +54,6 @@ class Embedder:
 
             backend = choose_backend()
             log.debug("embedding backend auto -> %s on %s", backend, cpu_info().describe())
-        self.requested_backend = backend
         self.backend = backend
         self.device = device
         self.cache_dir = Path(cache_dir)

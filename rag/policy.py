@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import ConfigError
-from rag.text import query_terms, stem
+from rag.text import content_words, query_terms, stem
 from rag.types import Decision, Hit
 
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "relevance.json"
@@ -150,22 +150,7 @@ def decision_stems(decision: Decision) -> list[str]:
     out: list[str] = []
     header = " ".join(x for x in (decision.authority, decision.category, decision.subcategory) if x)
     for text in [header, decision.summary or ""] + [p.text for p in decision.paragraphs]:
-        out.extend(stem(t) for t in _terms_in_order(text))
-    return out
-
-
-_WORD = re.compile(r"[\w£]+(?:['’][\w]+)?", re.UNICODE)
-
-
-def _terms_in_order(text: str) -> list[str]:
-    from rag.text import STOPWORDS
-
-    out = []
-    for word in _WORD.findall(text.lower()):
-        word = word.replace("’", "'").split("'")[0]
-        if len(word) < 2 or word in STOPWORDS or (word.isdigit() and len(word) < 3):
-            continue
-        out.append(word)
+        out.extend(stem(t) for t in content_words(text))
     return out
 
 

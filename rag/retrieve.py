@@ -6,7 +6,6 @@ Case numbers in the question are looked up, not searched: that decision comes fi
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from ingest.catalog import Catalog
-from rag.text import query_terms, stem, stems
+from rag.text import query_terms
 from ingest.embed import Embedder
 from ingest.store import VectorStore
 from rag.types import Chunk, Filters, Hit, Query
@@ -59,7 +58,6 @@ class Retrieval:
     looked_up: list[str] = field(default_factory=list)
     missing_cases: list[str] = field(default_factory=list)
     max_similarity: float | None = None
-    coverage: float = 0.0
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -101,23 +99,6 @@ def rrf(rankings: dict[str, Sequence[str]], k: int) -> dict[str, tuple[float, tu
             fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
             found_by.setdefault(item, []).append(name)
     return {i: (s, tuple(found_by[i])) for i, s in fused.items()}
-
-
-def weighted_coverage(question: str, text: str, catalog: Catalog) -> float:
-    """Share of the question's words found in text, each weighted by its BM25 IDF over the whole index.
-
-    Words the index has never seen (NHS, library...) weigh most, so a question about something the
-    decisions do not cover scores low even when its general vocabulary matches.
-    """
-    terms = list(dict.fromkeys(stem(t) for t in query_terms(question)))
-    if not terms:
-        return 0.0
-    df = catalog.document_frequency(terms)
-    n = max(catalog.count_chunks(), 1)
-    idf = {t: math.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5)) for t in terms}
-    present = stems(text)
-    total = sum(idf.values())
-    return sum(w for t, w in idf.items() if t in present) / total if total else 0.0
 
 
 class HybridRetriever:
@@ -251,14 +232,10 @@ class HybridRetriever:
                 break
         result.hits = hits
 
-        # 4. Evidence strength, for abstaining.
+        # 4. The closest passage found by meaning (answer-or-decline signals are computed in rag/policy.py).
         open_hits = [h for h in hits if "lookup" not in h.retrievers]
         sims = [h.dense_similarity for h in open_hits if h.dense_similarity is not None]
         result.max_similarity = max(sims) if sims else None
-        if open_hits:
-            best_doc = open_hits[0].chunk.doc_id
-            text = " ".join(h.chunk.embedding_text() for h in open_hits if h.chunk.doc_id == best_doc)
-            result.coverage = weighted_coverage(query.text, text, self.catalog)
         timings["retrieval_ms"] = (time.perf_counter() - started) * 1000
         result.timings_ms = timings
         return result

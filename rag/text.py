@@ -20,15 +20,20 @@ ombudsman ombudsmans
 _WORD = re.compile(r"[\w£]+(?:['’][\w]+)?", re.UNICODE)
 
 
-def query_terms(text: str) -> list[str]:
-    """Lower-cased content words of a text, in order, without duplicates or stopwords."""
-    seen: dict[str, None] = {}
+def content_words(text: str) -> list[str]:
+    """Lower-cased content words of a text, in order, repeats kept, stopwords left out."""
+    out = []
     for word in _WORD.findall(text.lower()):
         word = word.replace("’", "'").split("'")[0]
         if len(word) < 2 or word in STOPWORDS or (word.isdigit() and len(word) < 3):
             continue
-        seen.setdefault(word, None)
-    return list(seen)
+        out.append(word)
+    return out
+
+
+def query_terms(text: str) -> list[str]:
+    """Lower-cased content words of a text, in order, without duplicates or stopwords."""
+    return list(dict.fromkeys(content_words(text)))
 
 
 @functools.lru_cache(maxsize=1)

@@ -14,6 +14,7 @@ import atexit
 import datetime as dt
 import hashlib
 import ipaddress
+import json
 import logging
 import os
 import re
@@ -23,6 +24,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,6 +98,11 @@ def theme() -> Any:
                              font_mono=mono, radius_size="md").set(
         body_background_fill="#f3f5f8", block_shadow="none", block_label_background_fill="transparent",
         block_label_border_width="0px", block_title_text_weight="600",
+        # WCAG 2.2 AA contrast (4.5:1 for text), measured by axe-core: the default subdued text (#94a3b8 on
+        # #f3f5f8, 2.3:1) and white on the default primary blue (#3b82f6, 3.7:1) fall short.
+        body_text_color_subdued="#475569", button_primary_background_fill="#1d4ed8",
+        button_primary_background_fill_hover="#1e40af", button_primary_text_color="#ffffff",
+        button_primary_text_color_hover="#ffffff",
     )
 
 
@@ -179,16 +186,74 @@ def report_markdown(report: Any) -> str:
     return "\n".join(lines)
 
 
+# the decisions browser's controls ------------------------------------------------------------------------------
+@dataclass
+class BrowseControls:
+    """The browser tab's components (built by browse_layout, wired in build_app)."""
+
+    text: Any
+    council: Any
+    category: Any
+    outcome: Any
+    since: Any
+    until: Any
+    search: Any
+    clear: Any
+    results: Any
+    prev: Any
+    next: Any
+    export: Any
+    download: Any
+
+    @property
+    def inputs(self) -> list[Any]:
+        """The search box and the filters, in the order search handlers take them."""
+        return [self.text, self.council, self.category, self.outcome, self.since, self.until]
+
+
+def browse_layout(gr: Any, filter_choices: Any) -> BrowseControls:
+    """The browser tab: search box, the same filters as the chat, the table, paging and the CSV export."""
+    with gr.Row(elem_id="browse-row", equal_height=False):
+        with gr.Column(scale=1, min_width=270, elem_id="browse-side"):
+            text = gr.Textbox(label="Search words or a case number", lines=1, max_lines=1, elem_id="b-text",
+                              placeholder="e.g. school transport appeal, or 23 009 429")
+            council = gr.Dropdown(filter_choices("authority"), value="", label="Council", elem_id="b-council")
+            category = gr.Dropdown(filter_choices("category"), value="", label="Category", elem_id="b-category")
+            outcome = gr.Dropdown(filter_choices("outcome"), value="", label="Outcome", elem_id="b-outcome")
+            since = gr.DateTime(include_time=False, type="string", label="Decided from", elem_id="b-since")
+            until = gr.DateTime(include_time=False, type="string", label="Decided to", elem_id="b-until")
+            with gr.Row():
+                search = gr.Button("Search", variant="primary", size="sm", elem_id="b-search")
+                clear = gr.Button("Clear", variant="secondary", size="sm", elem_id="b-clear")
+        with gr.Column(scale=4, min_width=480, elem_id="browse-main"):
+            results = gr.HTML(elem_id="b-results")
+            with gr.Row(elem_id="b-pager"):
+                prev = gr.Button("← Previous page", size="sm", interactive=False, elem_id="b-prev")
+                nxt = gr.Button("Next page →", size="sm", interactive=False, elem_id="b-next")
+                export = gr.Button("Export all matches as CSV", size="sm", variant="secondary", elem_id="b-export")
+                download = gr.DownloadButton("Download the CSV", size="sm", variant="primary", visible=False,
+                                             elem_id="b-download")
+    return BrowseControls(text, council, category, outcome, since, until, search, clear, results, prev, nxt,
+                          export, download)
+
+
 # the app ------------------------------------------------------------------------------------------------------
 def build_app(assistant: "Assistant", settings: "Settings") -> "gr.Blocks":
     """The chat UI over an opened Assistant. Launch it with launch(demo, settings)."""
     import gradio as gr
 
+    from rag.browse import BrowseQuery, DecisionBrowser
     from rag.errors import OmbudsError, QuestionError
     from rag.jsonl_log import append_jsonl, ensure_private_dir
     from rag.types import Answer, Filters
     from rag.ui_render import (Turn, audit_record, chat_messages, export_markdown, feedback_record, history,
                                sources_panel, status_markdown)
+    from rag.similar import similar_decisions
+    from rag.ui_viewer import (browse_message_html, browse_table_html, parse_paragraphs, query_from_params,
+                               viewer_html, viewer_placeholder)
+
+    browser = DecisionBrowser(assistant.index.catalog)
+    browser.ensure_index()
 
     ensure_private_dir(settings.log_dir)
     export_dir = Path(tempfile.mkdtemp(prefix="ombuds-export-"))  # 0700; each export file 0600
@@ -315,17 +380,18 @@ def build_app(assistant: "Assistant", settings: "Settings") -> "gr.Blocks":
         return value.get("text", "") if isinstance(value, dict) else str(value)
 
     def refresh_status() -> tuple[Any, ...]:
-        return (status_markdown(assistant.status()),
-                *(gr.update(choices=filter_choices(c)) for c in FILTER_COLUMNS))
+        """Index status, then the filter choices of the chat and of the browser."""
+        choices = [gr.update(choices=filter_choices(c)) for c in FILTER_COLUMNS]
+        return (status_markdown(assistant.status()), *choices, *choices)
 
     def upload(files: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
         """Ingest uploaded decision files into the index, with a progress bar."""
         if not files:
             gr.Warning("Choose one or more decision files (.txt, .html, .md) first.")
-            return (gr.skip(),) * 5
+            return (gr.skip(),) * 8
         if not ingest_lock.acquire(blocking=False):
             gr.Warning("An upload is already being ingested; wait for it to finish.")
-            return (gr.skip(),) * 5
+            return (gr.skip(),) * 8
         try:
             progress(0, desc="Saving files")
             stored = store_uploads(files, settings.index_dir / "uploads")
@@ -334,15 +400,144 @@ def build_app(assistant: "Assistant", settings: "Settings") -> "gr.Blocks":
                                   lambda done, total: progress((done, total), desc="Ingesting", unit="files"))
         except OmbudsError as exc:
             log.warning("upload ingest failed: %s", exc)
-            return (f"⚠️ {exc}", *(gr.skip(),) * 4)
+            return (f"⚠️ {exc}", *(gr.skip(),) * 7)
         except Exception:
             ref = uuid.uuid4().hex[:8]
             log.exception("unexpected error ingesting an upload (reference %s)", ref)
             return (f"⚠️ The files could not be ingested (reference {ref}); the details are in the server log.",
-                    *(gr.skip(),) * 4)
+                    *(gr.skip(),) * 7)
         finally:
             ingest_lock.release()
         return (report_markdown(report), *refresh_status())
+
+
+    # the decision viewer and the browser ------------------------------------------------------------------------
+    def browse_query(text: str | None, council: str | None, category: str | None, outcome: str | None,
+                     since: str | None, until: str | None, page: int = 1) -> BrowseQuery:
+        filters = Filters(authority=council or None, category=category or None, outcome=outcome or None,
+                          since=(since or "")[:10] or None, until=(until or "")[:10] or None)
+        return BrowseQuery(text=(text or "").strip(), filters=filters, page=page)
+
+    def show_page(query: BrowseQuery) -> tuple[Any, ...]:
+        """Outputs: results, browse state, previous, next, download (hidden: the export is for the last search)."""
+        page = browser.search(query)
+        log.debug("browse %r page %d: %d matches in %.0f ms", query.text[:80], page.query.page, page.total,
+                  page.elapsed_ms)
+        return (browse_table_html(page), page.query, gr.update(interactive=page.query.page > 1),
+                gr.update(interactive=page.query.page < page.pages), gr.update(visible=False, value=None))
+
+    def browse_failed(exc: Exception) -> tuple[Any, ...]:
+        if isinstance(exc, OmbudsError):
+            message = str(exc)
+        else:
+            ref = uuid.uuid4().hex[:8]
+            log.exception("unexpected error browsing decisions (reference %s)", ref)
+            message = f"Sorry, the search failed (reference {ref}); the details are in the server log."
+        return (browse_message_html(message), gr.skip(), gr.update(interactive=False),
+                gr.update(interactive=False), gr.update(visible=False, value=None))
+
+    def browse_search(text: str | None, council: str | None, category: str | None, outcome: str | None,
+                      since: str | None, until: str | None) -> tuple[Any, ...]:
+        """Search the decisions (words and filters), first page."""
+        try:
+            return show_page(browse_query(text, council, category, outcome, since, until))
+        except Exception as exc:  # noqa: BLE001 - shown to the person, logged when unexpected
+            return browse_failed(exc)
+
+    def browse_turn(query: BrowseQuery | None, step: int) -> tuple[Any, ...]:
+        if query is None:
+            return browse_search("", "", "", "", None, None)
+        try:
+            return show_page(query.with_page(max(1, query.page + step)))
+        except Exception as exc:  # noqa: BLE001
+            return browse_failed(exc)
+
+    def browse_prev(query: BrowseQuery | None) -> tuple[Any, ...]:
+        """The previous page of the current search."""
+        return browse_turn(query, -1)
+
+    def browse_next(query: BrowseQuery | None) -> tuple[Any, ...]:
+        """The next page of the current search."""
+        return browse_turn(query, +1)
+
+    def browse_export(query: BrowseQuery | None) -> Any:
+        """Write the whole result of the current search as CSV and offer it for download."""
+        query = query or BrowseQuery()
+        folder = Path(tempfile.mkdtemp(prefix="browse-", dir=export_dir))
+        path = folder / f"ombudsman-decisions-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.csv"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            n = browser.write_csv(query, fh)
+        return gr.update(value=str(path), visible=True, label=f"Download the CSV ({n:,} decisions)")
+
+    def open_decision(request_json: str | None) -> tuple[Any, ...]:
+        """Open a decision in the viewer: {"ref": case number or document id, "paras": cited paragraphs,
+        "focus": the paragraph to show}. Outputs: viewer, tabs, viewer_ref, ask-about, similar."""
+        try:
+            data = json.loads(request_json or "{}")
+            ref = str(data.get("ref") or "")[:200]
+            paras = parse_paragraphs(",".join(str(p) for p in data.get("paras") or []))
+            focus = data.get("focus")
+            focus = int(focus) if isinstance(focus, (int, str)) and str(focus).isdigit() else None
+        except (ValueError, TypeError, AttributeError):
+            ref, paras, focus = "", (), None
+        return show_decision(ref, paras, focus)
+
+    def show_decision(ref: str, paras: tuple[int, ...], focus: int | None) -> tuple[Any, ...]:
+        try:
+            decision = browser.decision(ref) if ref else None
+            if decision is None:
+                html_out = viewer_placeholder(f"No decision {ref!r} is in the index. Check the case number, or "
+                                              "find the decision in the browser." if ref else
+                                              "No decision was named.", title="Decision not found")
+                return (html_out, gr.Tabs(selected="viewer"), "", gr.update(interactive=False),
+                        gr.update(interactive=False))
+            near = similar_decisions(assistant.index.catalog, assistant.index.store, assistant.index.embedder,
+                                     decision, n=5)
+        except OmbudsError as exc:
+            log.warning("could not open decision %r: %s", ref, exc)
+            return (viewer_placeholder(str(exc), title="The decision could not be opened"),
+                    gr.Tabs(selected="viewer"), "", gr.update(interactive=False), gr.update(interactive=False))
+        return (viewer_html(decision, paras, focus, near), gr.Tabs(selected="viewer"), decision.label,
+                gr.update(interactive=bool(decision.case_number)), gr.update(interactive=True))
+
+    def ask_about(label: str | None) -> tuple[Any, ...]:
+        """Back to the chat with the question box scoped to the open decision (its case number in the question:
+        a case number in a question is looked up first, so the answer comes from this decision)."""
+        if not label:
+            return gr.skip(), gr.skip()
+        return gr.update(value=f"In decision {label}: "), gr.Tabs(selected="chat")
+
+    def on_load(request: gr.Request = None) -> tuple[Any, ...]:  # type: ignore[assignment]
+        """A shared address: ?case=23-009-429[&para=7] opens a decision; ?view=browse&q=...&authority=... a
+        search. Outputs: tabs, viewer, viewer_ref, ask-about, similar, then the browser's results, state,
+        previous, next, download and its six inputs."""
+        params = dict(request.query_params) if request is not None else {}
+        keep_inputs = (gr.skip(),) * 6
+        try:
+            ref, query, paras = query_from_params(params)
+        except OmbudsError as exc:
+            return (gr.Tabs(selected="browse"), *(gr.skip(),) * 4, browse_message_html(
+                f"The link's search could not be read: {exc}"), gr.skip(), gr.skip(), gr.skip(), gr.skip(),
+                *keep_inputs)
+        browse_out: tuple[Any, ...]
+        inputs: tuple[Any, ...] = keep_inputs
+        if query is not None:
+            try:
+                browse_out = show_page(query)
+            except Exception as exc:  # noqa: BLE001
+                browse_out = browse_failed(exc)
+            f = query.filters
+            inputs = (query.text, f.authority or "", f.category or "", f.outcome or "",
+                      f.since.isoformat() if f.since else None, f.until.isoformat() if f.until else None)
+        else:
+            browse_out = browse_search("", "", "", "", None, None)
+        if ref:
+            focus = paras[0] if paras else None
+            viewer_out = show_decision(ref, paras, focus)
+            return (viewer_out[1], viewer_out[0], *viewer_out[2:], *browse_out, *inputs)
+        tab = gr.Tabs(selected="browse") if query is not None else gr.skip()
+        return (tab, *(gr.skip(),) * 4, *browse_out, *inputs)
 
     # layout ---------------------------------------------------------------------------------------------------
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=True, delete_cache=(3600, 86400)) as demo:
@@ -351,51 +546,77 @@ def build_app(assistant: "Assistant", settings: "Settings") -> "gr.Blocks":
                 'assistant</h1><p>Answers quote published decisions of the Local Government and Social Care '
                 "Ombudsman and cite case numbers and paragraphs. Check the cited paragraph before relying on it."
                 "</p></div></header>", elem_id="app-header-block")
-        with gr.Row(equal_height=False, elem_id="main-row"):
-            with gr.Column(scale=1, min_width=270, elem_id="side-col"):
-                gr.Markdown("### Filters", elem_classes="side-h")
-                council = gr.Dropdown(filter_choices("authority"), value="", label="Council", elem_id="f-council")
-                category = gr.Dropdown(filter_choices("category"), value="", label="Category",
-                                       elem_id="f-category")
-                outcome = gr.Dropdown(filter_choices("outcome"), value="", label="Outcome", elem_id="f-outcome")
-                since = gr.DateTime(include_time=False, type="string", label="Decided from", elem_id="f-since")
-                until = gr.DateTime(include_time=False, type="string", label="Decided to", elem_id="f-until")
-                reset_filters = gr.Button("Clear filters", size="sm", variant="secondary")
-                gr.Markdown("### Index", elem_classes="side-h")
-                status_md = gr.Markdown(status_markdown(assistant.status()), label="Index status",
-                                        elem_id="index-status")
-                if settings.allow_upload:
-                    with gr.Accordion("Add decisions", open=False, elem_id="upload"):
-                        files = gr.File(file_count="multiple", file_types=UPLOAD_SUFFIXES, type="filepath",
-                                        label="Decision files (.txt, .html, .md)", height=140,
-                                        elem_id="upload-files")
-                        ingest_btn = gr.Button("Ingest files", variant="secondary", size="sm", elem_id="ingest-btn")
-                        ingest_report = gr.Markdown(label="Ingest report", elem_id="ingest-report")
-            with gr.Column(scale=3, min_width=420, elem_id="chat-col"):
-                chatbot = gr.Chatbot(
-                    label="Conversation", show_label=False, elem_id="chat", height="62vh", min_height=380,
-                    sanitize_html=True, allow_tags=False, render_markdown=True, latex_delimiters=[],
-                    buttons=["copy"], feedback_options=("Like", "Dislike"), layout="panel",
-                    examples=[{"text": q} for q in EXAMPLE_QUESTIONS],
-                    placeholder="**Ask about Ombudsman decisions**<br>Every answer cites the decisions and "
-                                "paragraphs it comes from; the sources appear on the right.")
-                with gr.Row(elem_id="ask-row"):
-                    question = gr.Textbox(label="Question", show_label=False, lines=1, max_lines=6, scale=6,
-                                          placeholder="Ask a question, e.g. When does the ICO handle rectification?",
-                                          elem_id="question", autofocus=True, submit_btn=False)
-                    ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="ask-btn")
-                with gr.Row(elem_id="tools-row"):
-                    clear_btn = gr.Button("New conversation", size="sm", variant="secondary", elem_id="clear-btn")
-                    export_btn = gr.DownloadButton("Export as Markdown", size="sm", variant="secondary",
-                                                   interactive=False, elem_id="export-btn")
-                with gr.Accordion("Feedback on the last answer", open=False, elem_id="feedback"):
-                    comment = gr.Textbox(label="Comment", show_label=False, lines=2, elem_id="feedback-comment",
-                                         placeholder="Optional comment: what was right or wrong?")
-                    with gr.Row():
-                        up_btn = gr.Button("👍 Helpful", size="sm", elem_id="fb-up")
-                        down_btn = gr.Button("👎 Not helpful", size="sm", elem_id="fb-down")
-            with gr.Column(scale=2, min_width=340, elem_id="sources-col"):
-                sources = gr.HTML(sources_panel([]), label="Sources", elem_id="sources")
+        with gr.Tabs(selected="chat", elem_id="tabs") as tabs:
+            with gr.Tab("Ask", id="chat", elem_id="tab-chat"):
+                with gr.Row(equal_height=False, elem_id="main-row"):
+                    with gr.Column(scale=1, min_width=270, elem_id="side-col"):
+                        gr.Markdown("## Filters", elem_classes="side-h")
+                        council = gr.Dropdown(filter_choices("authority"), value="", label="Council",
+                                              elem_id="f-council")
+                        category = gr.Dropdown(filter_choices("category"), value="", label="Category",
+                                               elem_id="f-category")
+                        outcome = gr.Dropdown(filter_choices("outcome"), value="", label="Outcome",
+                                              elem_id="f-outcome")
+                        since = gr.DateTime(include_time=False, type="string", label="Decided from",
+                                            elem_id="f-since")
+                        until = gr.DateTime(include_time=False, type="string", label="Decided to",
+                                            elem_id="f-until")
+                        reset_filters = gr.Button("Clear filters", size="sm", variant="secondary")
+                        gr.Markdown("## Index", elem_classes="side-h")
+                        status_md = gr.Markdown(status_markdown(assistant.status()), label="Index status",
+                                                elem_id="index-status")
+                        if settings.allow_upload:
+                            with gr.Accordion("Add decisions", open=False, elem_id="upload"):
+                                files = gr.File(file_count="multiple", file_types=UPLOAD_SUFFIXES,
+                                                type="filepath", label="Decision files (.txt, .html, .md)",
+                                                height=140, elem_id="upload-files")
+                                ingest_btn = gr.Button("Ingest files", variant="secondary", size="sm",
+                                                       elem_id="ingest-btn")
+                                ingest_report = gr.Markdown(label="Ingest report", elem_id="ingest-report")
+                    with gr.Column(scale=3, min_width=420, elem_id="chat-col"):
+                        chatbot = gr.Chatbot(
+                            label="Conversation", show_label=False, elem_id="chat", height="62vh", min_height=380,
+                            sanitize_html=True, allow_tags=False, render_markdown=True, latex_delimiters=[],
+                            buttons=["copy"], feedback_options=("Like", "Dislike"), layout="panel",
+                            examples=[{"text": q} for q in EXAMPLE_QUESTIONS],
+                            placeholder="**Ask about Ombudsman decisions**<br>Every answer cites the decisions and "
+                                        "paragraphs it comes from; the sources appear on the right.")
+                        with gr.Row(elem_id="ask-row"):
+                            question = gr.Textbox(
+                                label="Question", show_label=False, lines=1, max_lines=6, scale=6,
+                                placeholder="Ask a question, e.g. When does the ICO handle rectification?",
+                                elem_id="question", autofocus=True, submit_btn=False)
+                            ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="ask-btn")
+                        with gr.Row(elem_id="tools-row"):
+                            clear_btn = gr.Button("New conversation", size="sm", variant="secondary",
+                                                  elem_id="clear-btn")
+                            export_btn = gr.DownloadButton("Export as Markdown", size="sm", variant="secondary",
+                                                           interactive=False, elem_id="export-btn")
+                        with gr.Accordion("Feedback on the last answer", open=False, elem_id="feedback"):
+                            comment = gr.Textbox(label="Comment", show_label=False, lines=2,
+                                                 elem_id="feedback-comment",
+                                                 placeholder="Optional comment: what was right or wrong?")
+                            with gr.Row():
+                                up_btn = gr.Button("👍 Helpful", size="sm", elem_id="fb-up")
+                                down_btn = gr.Button("👎 Not helpful", size="sm", elem_id="fb-down")
+                    with gr.Column(scale=2, min_width=340, elem_id="sources-col"):
+                        sources = gr.HTML(sources_panel([]), label="Sources", elem_id="sources")
+            with gr.Tab("Browse decisions", id="browse", elem_id="tab-browse"):
+                b = browse_layout(gr, filter_choices)
+            with gr.Tab("Decision", id="viewer", elem_id="tab-viewer"):
+                with gr.Row(elem_id="viewer-tools"):
+                    back_btn = gr.Button("← Back to the conversation", variant="secondary", size="sm",
+                                         elem_id="back-btn")
+                    ask_about_btn = gr.Button("Ask about this decision", variant="primary", size="sm",
+                                              interactive=False, elem_id="ask-about-btn")
+                    similar_btn = gr.Button("Similar decisions", variant="secondary", size="sm", interactive=False,
+                                            elem_id="similar-btn")
+                viewer = gr.HTML(viewer_placeholder(), elem_id="viewer")
+        viewer_ref = gr.State("")
+        # The bridge from links in the page (citations, cards, the table) to the server: the page's script puts
+        # {"ref", "paras", "focus"} in window.__ombudsOpen and clicks the hidden button (rag/ui_assets.py).
+        open_request = gr.Textbox(visible="hidden", elem_id="open-request", label="Decision to open")
+        open_btn = gr.Button("Open decision", visible="hidden", elem_id="open-btn")
 
         # events -----------------------------------------------------------------------------------------------
         ask_inputs = [question, council, category, outcome, since, until, turns_state]
@@ -417,10 +638,37 @@ def build_app(assistant: "Assistant", settings: "Settings") -> "gr.Blocks":
         chatbot.like(on_like, [comment, turns_state], comment, api_visibility="private")
         reset_filters.click(lambda: ("", "", "", None, None), None, [council, category, outcome, since, until],
                             api_visibility="private")
-        demo.load(refresh_status, None, [status_md, council, category, outcome], api_name="status",
+        filter_outputs = [council, category, outcome, b.council, b.category, b.outcome]
+        demo.load(refresh_status, None, [status_md, *filter_outputs], api_name="status",
                   show_progress="hidden")
+        # the viewer and the browser -------------------------------------------------------------------------
+        browse_state = gr.State(None)
+        browse_outputs = [b.results, browse_state, b.prev, b.next, b.download]
+        viewer_outputs = [viewer, tabs, viewer_ref, ask_about_btn, similar_btn]
+        scroll_js = "() => window.ombudsShowCited && window.ombudsShowCited()"
+        browse_js = "() => window.ombudsFocusResults && window.ombudsFocusResults()"
+        for trigger in (b.search.click, b.text.submit):
+            trigger(browse_search, b.inputs, browse_outputs, api_name="browse" if trigger == b.search.click
+                    else None, api_visibility="public" if trigger == b.search.click else "private",
+                    show_progress="hidden").then(None, None, None, js=browse_js)
+        b.clear.click(lambda: ("", "", "", "", None, None), None, b.inputs, api_visibility="private").then(
+            browse_search, b.inputs, browse_outputs, api_visibility="private", show_progress="hidden")
+        b.prev.click(browse_prev, browse_state, browse_outputs, api_visibility="private",
+                     show_progress="hidden").then(None, None, None, js=browse_js)
+        b.next.click(browse_next, browse_state, browse_outputs, api_visibility="private",
+                     show_progress="hidden").then(None, None, None, js=browse_js)
+        b.export.click(browse_export, browse_state, b.download, api_visibility="private")
+        open_btn.click(open_decision, open_request, viewer_outputs, api_name="open_decision",
+                       js="(x) => window.__ombudsOpen || x", show_progress="hidden").then(
+            None, None, None, js=scroll_js)
+        ask_about_btn.click(ask_about, viewer_ref, [question, tabs], api_visibility="private").then(
+            None, None, None, js="() => window.ombudsFocusQuestion && window.ombudsFocusQuestion()")
+        back_btn.click(lambda: gr.Tabs(selected="chat"), None, tabs, api_visibility="private")
+        similar_btn.click(None, None, None, js="() => window.ombudsShowSimilar && window.ombudsShowSimilar()")
+        demo.load(on_load, None, [tabs, viewer, viewer_ref, ask_about_btn, similar_btn, *browse_outputs, *b.inputs],
+                  api_visibility="private", show_progress="hidden").then(None, None, None, js=scroll_js)
         if settings.allow_upload:
-            ingest_btn.click(upload, files, [ingest_report, status_md, council, category, outcome],
+            ingest_btn.click(upload, files, [ingest_report, status_md, *filter_outputs],
                              api_name="ingest", concurrency_limit=1)
     return demo
 

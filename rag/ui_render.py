@@ -14,8 +14,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
+from rag.casenum import case_number_slug
 from rag.cite import UNCITED_MARK
 from rag.types import Answer, Citation, Filters, Hit
 
@@ -199,16 +200,28 @@ def _card_html(card: SourceCard, turn: int) -> str:
     for p in card.passages:
         pid = passage_id(turn, card.label, p.paragraphs[0]) if card.cited and len(p.paragraphs) == 1 else None
         id_attr = f' id="{pid}"' if pid else ""
-        quotes.append(f'<blockquote class="src-quote"{id_attr}><span class="src-para">{escape_text(p.label)}</span> '
-                      f'{escape_text(p.text) or "<em>(no text)</em>"}</blockquote>')
+        para_attr = f' data-para="{p.paragraphs[0]}"' if p.paragraphs and p.paragraphs[0] else ""
+        quotes.append(f'<blockquote class="src-quote"{id_attr}{para_attr}><span class="src-para">'
+                      f'{escape_text(p.label)}</span> {escape_text(p.text) or "<em>(no text)</em>"}</blockquote>')
     url = safe_url(card.url)
     link = (f'<a class="src-link" href="{escape_text(url)}" target="_blank" rel="noopener noreferrer nofollow">'
-            f"Read the published decision ↗</a>") if url else ""
+            f'Read the published decision ↗<span class="visually-hidden"> (opens in a new tab)</span></a>'
+            ) if url else ""
+    ref = case_number_slug(card.case_number) if card.case_number else card.doc_id
+    paras = ",".join(str(n) for p in card.passages for n in p.paragraphs if n) if card.cited else ""
+    href = "?" + urlencode({"case": ref, **({"para": paras} if paras else {})})
+    what = "the cited paragraphs in context" if paras else "the whole decision"
+    opener = (f'<a class="src-open" href="{escape_text(href)}" data-open-ref="{escape_text(ref)}" '
+              f'data-paras="{escape_text(paras)}">{escape_text(card.label)}'
+              f'<span class="visually-hidden">: read {what}</span></a>')
     classes = "src-card cited" if card.cited else "src-card retrieved"
-    return (f'<article class="{classes}" id="{card_id(turn, card.label)}" data-doc="{escape_text(card.doc_id)}">'
-            f'<div class="src-head"><span class="src-label">{escape_text(card.label)}</span>{kind}{outcome}</div>'
+    return (f'<article class="{classes}" id="{card_id(turn, card.label)}" data-doc="{escape_text(card.doc_id)}" '
+            f'data-ref="{escape_text(ref)}" data-paras="{escape_text(paras)}">'
+            f'<div class="src-head"><span class="src-label">{opener}</span>{kind}{outcome}</div>'
             f'<div class="src-meta">{" · ".join(meta)}</div>'
-            f'{"".join(quotes)}{link}</article>')
+            f'{"".join(quotes)}<div class="src-actions"><a class="src-open src-read" href="{escape_text(href)}" '
+            f'data-open-ref="{escape_text(ref)}" data-paras="{escape_text(paras)}">Read the whole decision'
+            f'<span class="visually-hidden"> {escape_text(card.label)}</span></a>{link}</div></article>')
 
 
 def answer_sources_html(answer: Answer | None, turn: int, question: str, active: bool = True,
@@ -227,7 +240,7 @@ def answer_sources_html(answer: Answer | None, turn: int, question: str, active:
             body.append(f'<div class="src-note">{escape_text(note)}</div>')
         cited, retrieved = source_cards(answer)
         if cited:
-            body.append(f'<h4 class="src-h">Cited decisions <span class="src-count">{len(cited)}</span></h4>')
+            body.append(f'<h3 class="src-h">Cited decisions <span class="src-count">{len(cited)}</span></h3>')
             body.extend(_card_html(c, turn) for c in cited)
         else:
             body.append('<p class="src-empty">No decision was cited in this answer.</p>')
@@ -246,7 +259,7 @@ EMPTY_SOURCES = ('<p class="src-empty">Each answer\'s sources appear here: one c
 def sources_panel_html(sections: Sequence[str]) -> str:
     """The whole sources panel: one section per answer (the last one shown; citation links show others)."""
     inner = "".join(sections) if sections else EMPTY_SOURCES
-    return f'<div class="sources-panel"><div class="sources-title">Sources</div>{inner}</div>'
+    return f'<div class="sources-panel"><h2 class="sources-title">Sources</h2>{inner}</div>'
 
 
 # chat text ---------------------------------------------------------------------------------------------------

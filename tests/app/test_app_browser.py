@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import re
 import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -45,6 +47,22 @@ def open_page(browser, url):
     return page, outside
 
 
+def wait_for_viewer(page, label):
+    """Wait until the viewer shows this decision (case number or document id) and has placed the focus."""
+    page.wait_for_selector("#viewer .viewer[data-ref]", state="visible", timeout=30_000)
+    page.wait_for_function("label => document.getElementById('viewer-title') && "
+                           "document.getElementById('viewer-title').textContent.trim() === label", arg=label)
+    page.wait_for_function("() => { const a = document.activeElement; return a && (a.classList.contains('vpara') "
+                           "|| a.id === 'viewer-title'); }", timeout=10_000)
+
+
+def assert_in_view(locator, height=900):
+    """The element is shown and inside the window."""
+    assert locator.is_visible()
+    box = locator.bounding_box()
+    assert box and 0 <= box["y"] and box["y"] + min(box["height"], 100) <= height, box
+
+
 def ask(page, question):
     page.fill("#question textarea", question)
     page.keyboard.press("Enter")
@@ -63,24 +81,31 @@ def test_question_answer_citation_click_and_screenshot(browser, app_server, test
     assert cards.count() >= 1  # only the decisions that answer are cited
     assert any(label in page.inner_text("#sources") for label in ("23 009 429", "24 005 748", "002_7d099216e168a9a0"))
 
-    marker = page.locator(MARKERS).first
-    target = marker.get_attribute("href").lstrip("#")
-    marker.click()
-    element = page.locator(f"[id='{target}']")
-    card = page.locator("#sources .src-card.is-target")
-    page.wait_for_function("id => document.getElementById(id).classList.contains('is-target')", arg=target)
-    assert card.count() == 1 and element.is_visible()
-    decision = marker.inner_text().split(" ¶")[0].removesuffix(" summary")
-    assert card.locator(".src-label").inner_text() == decision
-    box = element.bounding_box()
-    assert box and 0 <= box["y"] < 900, box  # scrolled into view
-    assert page.url.rstrip("/") == app_server.url.rstrip("/")  # the click did not navigate
-
     path = test_output / "ui-answer.png"
     page.screenshot(path=str(path))
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)
     shutil.copyfile(path, docs / "screenshot.png")
+
+    # a citation marker opens its decision in the viewer, the cited paragraph marked, in view and focused
+    marker = page.locator(MARKERS).first
+    target = marker.get_attribute("href").lstrip("#")
+    decision = marker.inner_text().split(" ¶")[0].removesuffix(" summary")
+    paragraph = int(target.rsplit("-p", 1)[1]) if "-p" in target else None
+    marker.click()
+    wait_for_viewer(page, decision)
+    if paragraph is not None:
+        para = page.locator(f"#viewer #vp-{paragraph}")
+        assert "cited" in para.get_attribute("class")
+        assert_in_view(para)
+        assert page.evaluate("() => document.activeElement.id") == f"vp-{paragraph}"
+    assert page.url.rstrip("/") == app_server.url.rstrip("/")  # opened in place, no reload
+    # back in the conversation, the marker's card is highlighted in the sources panel
+    page.click("#back-btn")
+    page.wait_for_selector("#chat", state="visible")
+    card = page.locator("#sources .src-card.is-target")
+    assert card.count() == 1 and card.get_attribute("data-ref") in (decision.replace(" ", "-"), decision)
+    assert page.locator(f"[id='{target}']").is_visible()
     assert outside == [], f"the page called out to {outside}"
 
     # thumbs down on the answer, in the chat itself, lands in the feedback log
@@ -107,4 +132,245 @@ def test_hostile_decision_is_shown_as_text_never_run(browser, upload_app_server,
                         "#chat .message-content img, #chat .message-content b[onmouseover]").count() == 0
     assert page.locator("#chat .message-content a[href^='javascript']").count() == 0
     assert outside == [], f"the page called out to {outside}"  # e.g. the tracking pixel in the decision
+    page.close()
+
+
+# the decision viewer, the decisions browser, shared links, accessibility ------------------------------------------
+SYNTHETIC_ROWS = 60  # beside the 5 samples: 65 decisions, three pages of 25
+
+
+@pytest.fixture(scope="module")
+def browse_app(sample_index_dir, embedder, tmp_path_factory):
+    """The app over a copy of the sample index plus 60 synthetic decisions written as catalog rows (what the
+    browser reads; they have no passages, so the chat never cites them)."""
+    from eval.bench_browse import fill_catalog
+    from ingest.catalog import Catalog
+    from rag.settings import load_settings
+
+    from .conftest import _start, _stop, free_port
+
+    root = tmp_path_factory.mktemp("browse-app")
+    index_dir = root / "index"
+    shutil.copytree(sample_index_dir, index_dir, ignore=shutil.ignore_patterns(".lock"))
+    catalog = Catalog(index_dir / "catalog.sqlite", create=False)
+    fill_catalog(catalog, SYNTHETIC_ROWS)
+    catalog.close()
+    settings = load_settings(index_dir=index_dir, log_dir=root / "logs", host="127.0.0.1", port=free_port(),
+                             allow_upload=False)
+    running = _start(settings, embedder)
+    yield running
+    _stop(running)
+
+
+def open_browser_tab(page):
+    page.get_by_role("tab", name="Browse decisions").click()
+    page.wait_for_selector("#b-results .browse-table", state="visible")
+
+
+def table_labels(page):
+    return [x.strip() for x in page.locator("#b-results tbody th a").all_inner_texts()]
+
+
+def count_text(page):
+    return page.inner_text("#b-results .browse-count")
+
+
+def test_browser_search_paging_csv_and_a_row_opens_the_viewer(browser, browse_app, test_output):
+    page, outside = open_browser_tab_page = open_page(browser, browse_app.url)
+    open_browser_tab(page)
+    total = 5 + SYNTHETIC_ROWS
+    assert f"{total} decisions match" in count_text(page) and "page 1 of 3" in count_text(page)
+    assert "sorted by date, newest first" in count_text(page)
+    first_page = table_labels(page)
+    assert len(first_page) == 25
+    headers = page.locator("#b-results thead th").all_inner_texts()
+    assert [h.strip().lower() for h in headers] == ["case number", "council", "category", "outcome", "decided",
+                                                    "summary"]
+
+    # page through: next, next (the last, 15 rows), previous; pages never repeat a decision
+    page.click("#b-next")
+    page.wait_for_function("() => document.querySelector('#b-results .browse-count').innerText.includes('page 2 of 3')")
+    second_page = table_labels(page)
+    page.click("#b-next")
+    page.wait_for_function("() => document.querySelector('#b-results .browse-count').innerText.includes('page 3 of 3')")
+    third_page = table_labels(page)
+    assert len(third_page) == total - 50 and page.locator("#b-next").is_disabled()
+    assert len(set(first_page + second_page + third_page)) == total
+    page.click("#b-prev")
+    page.wait_for_function("() => document.querySelector('#b-results .browse-count').innerText.includes('page 2 of 3')")
+    assert table_labels(page) == second_page
+
+    # words and a filter: relevance order, count, and the shared link describes the search
+    page.fill("#b-text textarea, #b-text input", "rectification")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelector('#b-results .browse-count').innerText.includes('relevance')")
+    found = table_labels(page)
+    assert set(found) == {"23 009 429", "24 005 748", "002_7d099216e168a9a0"}
+    assert "3 decisions match" in count_text(page)
+    assert page.locator("#b-results .browse-share").get_attribute("href") == "?view=browse&q=rectification"
+
+    # the CSV export is the whole result, not the page
+    page.fill("#b-text textarea, #b-text input", "")
+    page.click("#b-search")
+    page.wait_for_function("() => document.querySelector('#b-results .browse-count').innerText.includes('page 1 of 3')")
+    page.click("#b-export")
+    page.wait_for_selector("#b-download", state="visible")
+    with page.expect_download() as info:
+        page.click("#b-download")
+    path = test_output / "browse-export.csv"
+    info.value.save_as(path)
+    rows = list(csv.reader(path.open(encoding="utf-8")))
+    assert rows[0][:5] == ["case_number", "council", "category", "outcome", "decision_date"]
+    assert len(rows) == total + 1 and [r[0] or r[-1] for r in rows[1:26]] == first_page
+
+    # keyboard: move to a row's case number and press Enter; the viewer opens with the decision
+    page.get_by_role("tab", name="Browse decisions").click()
+    link = page.locator("#b-results tbody th a").first
+    label = link.inner_text().strip()
+    link.focus()
+    page.keyboard.press("Enter")
+    wait_for_viewer(page, label)
+    assert page.locator("#viewer .viewer-facts").is_visible()
+    assert page.locator("#viewer .vpara").count() >= 1
+    assert outside == [], f"the page called out to {outside}"
+    page.close()
+
+
+def test_row_click_opens_viewer_with_similar_decisions_and_ask_about_it(browser, app_server, test_output):
+    page, outside = open_page(browser, app_server.url)
+    open_browser_tab(page)
+    page.locator("#b-results tbody tr", has_text="18 009 917").locator("td").first.click()  # the row, not the link
+    wait_for_viewer(page, "18 009 917")
+    facts = page.inner_text("#viewer .viewer-facts")
+    assert "Staffordshire County Council" in facts and "Upheld" in facts and "26 Jun 2019" in facts
+    # every numbered paragraph of the decision, in order, under its section
+    numbers = [int(n) for n in page.locator("#viewer .vpara").evaluate_all("els => els.map(e => e.dataset.para)")]
+    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) > 5
+    assert page.locator("#viewer .viewer-section h3").count() >= 2
+    # similar decisions: the others, each with outcome and date, and they open in the viewer too
+    similar = page.locator("#viewer .similar-list li")
+    items = similar.all_inner_texts()
+    assert 1 <= len(items) <= 5 and not any(i.startswith("18 009 917") for i in items)
+    assert any("Closed after initial enquiries" in i and "Oct 2023" in i for i in items), items  # 23 009 429
+    page.click("#similar-btn")
+    assert_in_view(page.locator("#vs-similar"))
+    page.screenshot(path=str(test_output / "ui-viewer-similar.png"))
+    with_case = page.locator("#viewer .similar-list a", has_text=re.compile(r"^\d\d \d{3} \d{3}$")).first
+    nxt = with_case.inner_text().strip()
+    with_case.click()
+    wait_for_viewer(page, nxt)
+    # "Ask about this decision": back in the chat, the question scoped to it by its case number
+    page.click("#ask-about-btn")
+    page.wait_for_selector("#question textarea", state="visible")
+    page.wait_for_function("() => document.activeElement === document.querySelector('#question textarea')")
+    assert page.input_value("#question textarea") == f"In decision {nxt}: "
+    ask(page, page.input_value("#question textarea") + "what did the Ombudsman decide?")
+    assert nxt in page.inner_text("#sources .src-turn.active")
+    # a decision without a case number cannot be named in a question: the button says so by being disabled
+    page.goto(app_server.url + "?case=002_7d099216e168a9a0")
+    wait_for_viewer(page, "002_7d099216e168a9a0")
+    assert page.locator("#ask-about-btn").is_disabled()
+    assert outside == []
+    page.close()
+
+
+def test_shared_links_open_a_decision_or_a_search(browser, app_server):
+    page, outside = open_page(browser, app_server.url + "?case=23-009-429&para=8")
+    wait_for_viewer(page, "23 009 429")
+    para = page.locator("#viewer #vp-8")
+    assert "cited" in para.get_attribute("class") and "Cited" in para.text_content()
+    assert_in_view(para)
+    assert page.locator("#viewer .vpara.cited").count() == 1
+    share = page.locator("#viewer .viewer-share").get_attribute("href")
+    assert share == "?case=23-009-429&para=8"
+
+    page.goto(app_server.url + "?view=browse&q=conference&authority=Hampshire+County+Council")
+    page.wait_for_selector("#b-results .browse-table", state="visible")
+    assert table_labels(page) == ["24 005 748"]
+    assert page.input_value("#b-text textarea, #b-text input") == "conference"
+    assert "council: Hampshire County Council" in count_text(page)
+
+    page.goto(app_server.url + "?case=99-999-999")
+    page.wait_for_selector("#viewer .viewer-placeholder", state="visible")
+    assert "No decision '99-999-999' is in the index" in page.inner_text("#viewer")
+
+    page.goto(app_server.url + "?view=browse&since=yesterday")
+    page.wait_for_selector("#b-results .browse-error", state="visible")
+    assert "YYYY-MM-DD" in page.inner_text("#b-results")
+    assert outside == []
+    page.close()
+
+
+# axe-core (bundled by axe-playwright-python) in the real browser: WCAG 2.0-2.2 A and AA rules.
+AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]},
+               "resultTypes": ["violations"]}
+
+
+def axe_problems(page) -> list[str]:
+    """Serious and critical violations on the page as it is now."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page, options=AXE_OPTIONS)
+    return [f"{v['impact']} {v['id']}: {v['help']} at {[n['target'] for n in v['nodes']][:5]}"
+            for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+
+
+def test_axe_finds_no_serious_or_critical_violation_in_any_view(browser, app_server, browse_app, test_output):
+    page, outside = open_page(browser, app_server.url)
+    ask(page, QUESTION)
+    page.wait_for_selector(MARKERS)
+    assert axe_problems(page) == [], "chat"
+
+    page.locator(MARKERS).first.click()
+    page.wait_for_selector("#viewer .viewer[data-ref]", state="visible")
+    page.wait_for_function("() => document.activeElement && document.activeElement.classList.contains('vpara')")
+    assert axe_problems(page) == [], "viewer"
+    page.screenshot(path=str(test_output / "ui-viewer.png"))
+    shutil.copyfile(test_output / "ui-viewer.png", ROOT / "docs" / "viewer.png")
+    page.close()
+
+    # the browser over 65 decisions (the samples and 60 synthetic ones), so that it pages
+    page, outside = open_page(browser, browse_app.url)
+    open_browser_tab(page)
+    page.fill("#b-text textarea, #b-text input", "council")
+    page.click("#b-search")
+    page.wait_for_function("() => document.querySelector('#b-results .browse-count').innerText.includes('relevance')")
+    assert axe_problems(page) == [], "browser"
+    page.screenshot(path=str(test_output / "ui-browser.png"))
+    shutil.copyfile(test_output / "ui-browser.png", ROOT / "docs" / "browser.png")
+    assert outside == []
+    page.close()
+
+
+def test_keyboard_alone_reaches_the_tabs_the_search_and_the_viewer(browser, app_server):
+    page, _ = open_page(browser, app_server.url)
+    # the tab list is reachable and works with the keyboard
+    tab = page.get_by_role("tab", name="Browse decisions")
+    tab.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#b-results .browse-table", state="visible")
+    page.focus("#b-text textarea, #b-text input")
+    page.keyboard.type("disclosing address")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelector('#b-results .browse-count').innerText.includes('1 decision')")
+    # Tab onwards from the search box reaches the result's link in a sensible order, then Enter opens it
+    order = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("() => { const a = document.activeElement; return (a.closest('[id]') || a).id + '|' + "
+                                "(a.textContent || '').trim().slice(0, 40); }")
+        order.append(focused)
+        if "18 009 917" in focused:
+            break
+    assert any("18 009 917" in f for f in order), order
+    assert any(f.startswith("b-search") for f in order[: order.index(next(f for f in order if "18 009 917" in f))]) \
+        or any(f.startswith("b-council") for f in order), order
+    page.keyboard.press("Enter")
+    wait_for_viewer(page, "18 009 917")
+    # the viewer's buttons are reachable by keyboard: Shift+Tab back from the title reaches them
+    for _ in range(8):
+        page.keyboard.press("Shift+Tab")
+        if page.evaluate("() => document.activeElement.id") in ("similar-btn", "ask-about-btn", "back-btn"):
+            break
+    assert page.evaluate("() => document.activeElement.id") in ("similar-btn", "ask-about-btn", "back-btn")
     page.close()

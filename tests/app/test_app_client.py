@@ -42,7 +42,9 @@ def card_labels(sources_html: str, kind: str = "cited") -> list[str]:
     active = sources_html.split('class="src-turn active"', 1)[1]
     labels = []
     for card in re.finditer(rf'<article class="src-card {kind}".*?</article>', active, re.S):
-        labels.append(re.search(r'<span class="src-label">(.*?)</span>', card.group(0)).group(1))
+        # the label is a link that opens the decision, with a hidden note for screen readers
+        labels.append(re.search(r'<span class="src-label"><a [^>]*>(.*?)<span class="visually-hidden">',
+                                card.group(0)).group(1))
     return labels
 
 

@@ -1,0 +1,193 @@
+"""python -m eval.bench_browse --n 50000 --out bench/results — the decisions browser's speed at archive size.
+
+Fills a fresh SQLite catalog with N SYNTHETIC decisions (eval/synth.py's text, parsed by the real parser; written
+as catalog rows directly, without chunks or vectors: the browser reads only the catalog), builds the browse
+index, then times what a person does in the browser tab — a search (words and/or filters, first page, count of
+matches) and page changes (next page, a deep page) — through the same code the app calls
+(DecisionBrowser.search and the table's HTML). Reports p50/p95/max per kind and overall, and writes a JSON
+naming the CPU (ingest/cpu.py). The target is p95 <= 300 ms at 50 000 decisions. Not a test: a measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("eval.bench_browse")
+
+TARGET_P95_MS = 300.0
+# Searches people type: common and rare words, phrases, a case number, words with filters, filters alone.
+QUERIES = ["", "school transport", "council tax", "noise nuisance", "delay", "complaint", "the council",
+           "special educational needs annual review", '"statutory nuisance"', "refuse collection missed",
+           "apology payment", "enforcement agents", "planning", "housing", "fault injustice", "98 000 123"]
+
+
+def synthetic_decisions(n: int, seed: int = 0, start: int = 0) -> Iterator[Any]:
+    """Decisions n synthetic files would parse into (real parser, no files written)."""
+    from eval.synth import render
+    from ingest.parse import parse_text
+
+    for i in range(start, start + n):
+        yield parse_text(render(i, seed), f"synthetic/synth_{seed}_{i:06d}.txt")
+
+
+def fill_catalog(catalog: Any, n: int, seed: int = 0, start: int = 0, batch: int = 1000) -> int:
+    """Write n synthetic decisions as catalog rows (no chunks); returns how many were written."""
+    written = 0
+    items: list[tuple[Any, list[Any]]] = []
+    for decision in synthetic_decisions(n, seed, start):
+        items.append((decision, []))
+        if len(items) >= batch:
+            catalog.replace_decisions(items)
+            written += len(items)
+            items = []
+    if items:
+        catalog.replace_decisions(items)
+        written += len(items)
+    return written
+
+
+@dataclass
+class Timing:
+    """One timed action."""
+
+    kind: str
+    query: str
+    filters: dict[str, str]
+    page: int
+    total: int
+    ms: float
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    if not values:
+        return 0.0
+    k = (len(values) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def summarise(timings: list[Timing]) -> dict[str, Any]:
+    """p50 / p95 / max per kind of action and overall."""
+    out: dict[str, Any] = {}
+    kinds = sorted({t.kind for t in timings})
+    for kind in [*kinds, "all"]:
+        ms = [t.ms for t in timings if kind in ("all", t.kind)]
+        out[kind] = {"n": len(ms), "p50_ms": round(_pct(ms, 0.5), 1), "p95_ms": round(_pct(ms, 0.95), 1),
+                     "max_ms": round(max(ms), 1), "mean_ms": round(statistics.fmean(ms), 1)}
+    return out
+
+
+def run(catalog_path: Path, rounds: int, seed: int = 1) -> list[Timing]:
+    """Time searches and page changes as the app does them (search + render), on a fresh browser object
+    (so the first search of each query is not served from the count cache)."""
+    from ingest.catalog import Catalog
+    from rag.browse import BrowseQuery, DecisionBrowser
+    from rag.types import Filters
+    from rag.ui_viewer import browse_table_html
+
+    catalog = Catalog(catalog_path, create=False)
+    browser = DecisionBrowser(catalog)
+    rng = random.Random(seed)
+    councils = catalog.distinct("authority")
+    outcomes = catalog.distinct("outcome")
+    categories = catalog.distinct("category")
+    timings: list[Timing] = []
+
+    def timed(kind: str, query: BrowseQuery) -> Any:
+        started = time.perf_counter()
+        page = browser.search(query)
+        browse_table_html(page)
+        ms = (time.perf_counter() - started) * 1000
+        timings.append(Timing(kind, query.text, query.filters.to_dict(), page.query.page, page.total, ms))
+        return page
+
+    for r in range(rounds):
+        browser._forget_counts()  # each round's searches are new searches
+        for text in QUERIES:
+            choice = rng.random()
+            filters = Filters()
+            if choice < 0.25:
+                filters = Filters(authority=rng.choice(councils))
+            elif choice < 0.45:
+                filters = Filters(outcome=rng.choice(outcomes), since="2020-01-01")
+            elif choice < 0.6:
+                filters = Filters(category=rng.choice(categories))
+            page = timed("search", BrowseQuery(text, filters))
+            if page.pages > 1:
+                page = timed("next_page", page.query.with_page(2))
+                timed("deep_page", page.query.with_page(max(1, page.pages * 3 // 4)))
+                timed("last_page", page.query.with_page(page.pages))
+    catalog.close()
+    return timings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    from ingest.catalog import Catalog
+    from ingest.cpu import cpu_info
+    from rag.browse import DecisionBrowser
+    from rag.logs import setup_logging
+
+    p = argparse.ArgumentParser(prog="python -m eval.bench_browse", description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=50_000, help="synthetic decisions in the catalog (default 50000)")
+    p.add_argument("--rounds", type=int, default=5, help="passes over the query list (default 5)")
+    p.add_argument("--catalog", type=Path, help="reuse (or create) this catalog file instead of a temporary one")
+    p.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for browse-<n>.json")
+    args = p.parse_args(argv)
+    setup_logging("INFO")
+    if not 1 <= args.n <= 1_000_000:
+        p.error(f"--n {args.n}: give 1 to 1000000")
+    with tempfile.TemporaryDirectory(prefix="bench-browse-") as tmp:
+        path = args.catalog or Path(tmp) / "catalog.sqlite"
+        catalog = Catalog(path)
+        have = catalog.count_decisions()
+        fill_s = 0.0
+        if have < args.n:
+            started = time.perf_counter()
+            fill_catalog(catalog, args.n - have, start=have)
+            fill_s = time.perf_counter() - started
+            log.info("catalog filled: %d synthetic decisions in %.0f s", args.n - have, fill_s)
+        started = time.perf_counter()
+        DecisionBrowser(catalog).ensure_index()
+        index_s = time.perf_counter() - started
+        decisions = catalog.count_decisions()
+        catalog.close()
+        size_mb = path.stat().st_size / 1e6
+        timings = run(path, args.rounds)
+    summary = summarise(timings)
+    cpu = cpu_info()
+    result = {
+        "benchmark": "browse", "decisions": decisions, "rounds": args.rounds, "target_p95_ms": TARGET_P95_MS,
+        "meets_target": summary["all"]["p95_ms"] <= TARGET_P95_MS, "summary": summary,
+        "catalog_mb": round(size_mb, 1), "fill_s": round(fill_s, 1), "browse_index_build_s": round(index_s, 1),
+        "cpu": cpu.to_dict(), "python": platform.python_version(),
+        "sqlite": __import__("sqlite3").sqlite_version,
+        "slowest": [t.__dict__ for t in sorted(timings, key=lambda t: -t.ms)[:10]],
+        "command": "python -m eval.bench_browse " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"browse-{decisions}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"{decisions} decisions on {cpu.describe()}")
+    for kind, s in summary.items():
+        print(f"  {kind:10s} n={s['n']:4d}  p50 {s['p50_ms']:7.1f} ms  p95 {s['p95_ms']:7.1f} ms  "
+              f"max {s['max_ms']:7.1f} ms")
+    print(f"target p95 <= {TARGET_P95_MS:.0f} ms: {'met' if result['meets_target'] else 'NOT met'}; wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

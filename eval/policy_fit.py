@@ -14,6 +14,7 @@ split is then scored once, never used to choose anything.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from eval.gold import GoldQuestion, load_gold
-from rag.policy import FEATURES, RULES, Candidate, RelevanceModel, decide, shifted
+from rag.policy import BACKGROUND_FILE, FEATURES, RULES, Candidate, RelevanceModel, WordStatistics, decide, shifted
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,8 @@ def choose_cite_ratio(examined: Sequence[Examined], probs: dict[int, dict[str, f
 
 
 def fit(examined: Sequence[Examined], features: Sequence[str] = FEATURES, cs: Sequence[float] = (0.03, 0.1, 0.3, 1, 3),
-        version: str = "relevance", provenance: dict[str, Any] | None = None) -> tuple[RelevanceModel, dict[str, Any]]:
+        version: str = "relevance", provenance: dict[str, Any] | None = None,
+        background: WordStatistics | None = None) -> tuple[RelevanceModel, dict[str, Any]]:
     """Fit the model and its thresholds on `examined`; returns it and the cross-validated figures."""
     from sklearn.metrics import log_loss
 
@@ -197,7 +199,8 @@ def fit(examined: Sequence[Examined], features: Sequence[str] = FEATURES, cs: Se
                                                                                       losses.items()},
                                                                 "rows": int(len(y)), "positives": int(y.sum()),
                                                                 "cross_validated": {k: round(v, 4) if isinstance(v, float)
-                                                                                    else v for k, v in cv.items()}})
+                                                                                    else v for k, v in cv.items()}},
+                           background=background)
     return model, cv
 
 
@@ -241,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", default=None, help="version label (default: relevance-<date>)")
     p.add_argument("--save-examined", type=Path, help="pickle the fit split's examined questions here (for "
                    "experiments in a notebook: refit without running retrieval again)")
+    p.add_argument("--no-background", action="store_true",
+                   help="fit without background word statistics (the word weights then come from the index alone)")
     p.add_argument("--quiet", action="store_true")
     return p
 
@@ -262,6 +267,13 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         with evaluation_index(settings, args.corpus, None, show_bar=not args.quiet) as (eval_settings, corpus):
             with open_assistant(eval_settings) as assistant:
+                catalog = assistant.index.catalog
+                # The fit index's own word counts become the background shipped beside the model (rag/policy.py).
+                background = None if args.no_background else WordStatistics(
+                    catalog.count_chunks(), catalog.term_counts(),
+                    {"corpus": [str(p) for p in args.corpus], "decisions": catalog.count_decisions(),
+                     "what": "chunks containing each Porter stem (SQLite FTS5 vocabulary)"})
+                assistant.relevance = dataclasses.replace(assistant.relevance, background=background)
                 fit_ex = examine_all(assistant, fit_qs, not args.quiet)
                 report_ex = examine_all(assistant, report_qs, not args.quiet)
                 backend = assistant.index.embedder.backend
@@ -277,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     provenance = {"fit": [str(p) for p in args.fit], "corpus": [str(p) for p in args.corpus],
                   "fit_questions": len(fit_qs), "commit": git_state().get("commit"), "embedding_backend": backend,
                   "cpu": cpu_info().describe(), "fitted": dt.datetime.now().isoformat(timespec="seconds")}
-    model, cv = fit(fit_ex, version=version, provenance=provenance)
+    model, cv = fit(fit_ex, version=version, provenance=provenance, background=background)
     result = {"model": model.to_dict(), "cross_validated_on_fit_split": cv,
               "fit_split": score_split(fit_ex, model), "fit_flips": flips(fit_ex, model),
               "seconds": round(time.perf_counter() - started, 1)}
@@ -288,6 +300,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.write_text(json.dumps(model.to_dict(), indent=1) + "\n", encoding="utf-8")
         print(f"wrote {args.out}", file=sys.stderr)
+        if background is not None:
+            target = args.out.parent / BACKGROUND_FILE
+            target.write_text(json.dumps(background.to_dict(), indent=0, ensure_ascii=False) + "\n", encoding="utf-8")
+            print(f"wrote {target}", file=sys.stderr)
     return 0
 
 

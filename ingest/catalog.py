@@ -1,7 +1,8 @@
 """The SQLite catalog: the source of truth for what is indexed.
 
-One row per decision (all metadata, content hash, source path, when ingested), one row per chunk, and an
-FTS5 index over chunk headers and texts for lexical (BM25) retrieval.
+One row per decision (all metadata, content hash, source path, when ingested), one row per chunk, an FTS5
+index over chunk headers and texts for lexical (BM25) retrieval, and one row of sentence vectors per decision
+(ingest/sentences.py).
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ingest.sentences import SentenceVectors
 from rag.errors import IndexBusyError, IndexStateError
 from rag.text import query_terms  # noqa: F401  (re-exported for callers)
 from rag.text import stem
@@ -79,6 +83,12 @@ END;
 CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
     INSERT INTO chunks_fts(chunks_fts, rowid, header, text) VALUES ('delete', old.id, old.header, old.text);
 END;
+CREATE TABLE IF NOT EXISTS sentence_vectors (
+    doc_id TEXT PRIMARY KEY REFERENCES decisions(doc_id) ON DELETE CASCADE,
+    items TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    vectors BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     started_at TEXT NOT NULL,
@@ -349,6 +359,11 @@ class Catalog:
                     cache[t] = found.get(t, 0)
             return {t: cache[t] for t in terms if cache[t]}
 
+    def term_counts(self) -> dict[str, int]:
+        """Every indexed stem and how many chunks contain it (the FTS5 vocabulary)."""
+        with self._lock:
+            return {r[0]: int(r[1]) for r in self._conn.execute("SELECT term, doc FROM chunks_vocab")}
+
     def _prune_common_terms(self, terms: Sequence[str]) -> list[str]:
         """Leave the commonest words out of a large OR-query (see LEXICAL_POSTINGS_BUDGET)."""
         stems = {t: stem(t) for t in terms}
@@ -395,9 +410,35 @@ class Catalog:
                 return []
         return [(r[0], -float(r[1])) for r in rows]
 
+    def sentence_vectors(self, doc_ids: Iterable[str]) -> dict[str, SentenceVectors]:
+        """The stored sentence vectors of these decisions (those ingested before they existed have none)."""
+        ids = list(dict.fromkeys(doc_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT doc_id, items, dim, vectors FROM sentence_vectors WHERE doc_id IN ({marks})", ids).fetchall()
+        out: dict[str, SentenceVectors] = {}
+        for row in rows:
+            items = tuple((int(n), str(t)) for n, t in json.loads(row["items"]))
+            matrix = np.frombuffer(row["vectors"], dtype="<f2")
+            if matrix.size != len(items) * int(row["dim"]):  # damaged row: the evidence check embeds instead
+                log.warning("sentence vectors of %s are damaged (%d values for %d sentences); ignoring them",
+                            row["doc_id"], matrix.size, len(items))
+                continue
+            out[row["doc_id"]] = SentenceVectors(row["doc_id"], items, matrix.reshape(len(items), int(row["dim"])))
+        return out
+
+    def count_sentence_vectors(self) -> int:
+        """Decisions with stored sentence vectors."""
+        with self._lock:
+            return int(self._conn.execute("SELECT count(*) FROM sentence_vectors").fetchone()[0])
+
     # writes --------------------------------------------------------------------------------------
-    def replace_decisions(self, items: Sequence[tuple[Decision, Sequence[Chunk]]]) -> None:
-        """Insert or replace decisions and all their chunks in one transaction."""
+    def replace_decisions(self, items: Sequence[tuple[Decision, Sequence[Chunk]]],
+                          sentences: Mapping[str, SentenceVectors] | None = None) -> None:
+        """Insert or replace decisions, all their chunks and their sentence vectors in one transaction."""
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         with self._lock:
             cur = self._conn.cursor()
@@ -423,6 +464,11 @@ class Catalog:
                         [(c.chunk_id, c.doc_id, c.position, c.section, json.dumps(list(c.paragraphs)), c.header,
                           c.text, json.dumps(c.metadata, ensure_ascii=False)) for c in chunks],
                     )
+                    if sentences and (sv := sentences.get(decision.doc_id)) is not None:
+                        matrix = np.ascontiguousarray(sv.vectors, dtype="<f2")
+                        cur.execute("INSERT INTO sentence_vectors(doc_id, items, dim, vectors) VALUES (?,?,?,?)",
+                                    (d.doc_id, json.dumps(sv.items, ensure_ascii=False), int(matrix.shape[1]),
+                                     matrix.tobytes()))
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")

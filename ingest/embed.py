@@ -60,6 +60,7 @@ class Embedder:
         self._model = None
         self._onnx = None
         self._vocabulary: frozenset[str] | None = None
+        self._queries: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
     @property
@@ -139,9 +140,60 @@ class Embedder:
                                convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
 
+    def embed_with_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+                         ) -> tuple[np.ndarray, list[list[np.ndarray | None]]]:
+        """embed(texts), and from the same forward pass the mean-pooled, normalised token states of each character
+        range spans[i] of texts[i] (None for a range past the model's truncation point): ingest's sentence
+        vectors at no extra encoder cost (ingest/sentences.py)."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32), []
+        if self.backend != "torch" and (encoder := self._load_onnx()) is not None:
+            return encoder.encode_spans(texts, self.batch_size, spans)
+        return self._torch_spans(texts, spans)
+
+    def _torch_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+                     ) -> tuple[np.ndarray, list[list[np.ndarray | None]]]:
+        """The torch twin of OnnxSentenceEncoder.encode_spans: same tokenizer, truncation and pooling."""
+        import torch
+
+        from ingest.onnx_embed import pool_spans
+
+        model = self._load()
+        transformer = model[0]
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        pooled: list[list[np.ndarray | None]] = [[] for _ in texts]
+        for start in range(0, len(texts), self.batch_size):
+            part = list(texts[start:start + self.batch_size])
+            enc = transformer.tokenizer(part, padding=True, truncation=True, max_length=transformer.max_seq_length,
+                                        return_offsets_mapping=True, return_tensors="pt")
+            offsets = enc.pop("offset_mapping").numpy()
+            with torch.inference_mode():
+                hidden = transformer.auto_model(**enc).last_hidden_state.numpy()
+            mask = enc["attention_mask"].numpy()
+            weights = mask[..., None].astype(np.float32)
+            vectors = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+            out[start:start + len(part)] = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True),
+                                                             1e-12, None)
+            for row in range(len(part)):
+                if spans[start + row]:
+                    n = int(mask[row].sum())
+                    pooled[start + row] = pool_spans(hidden[row, :n], offsets[row, :n], spans[start + row])
+        return out, pooled
+
     def embed_query(self, text: str) -> np.ndarray:
-        """One normalised vector for a question."""
-        return self.embed([text])[0]
+        """One normalised vector for a question (the last few are remembered: retrieval and the evidence check
+        ask for the same question's vector)."""
+        with self._lock:
+            cached = self._queries.get(text)
+        if cached is not None:
+            return cached
+        vector = self.embed([text])[0]
+        vector.setflags(write=False)
+        with self._lock:
+            if len(self._queries) >= 64:
+                self._queries.pop(next(iter(self._queries)))
+            self._queries[text] = vector
+        return vector
 
     def vocabulary(self) -> frozenset[str]:
         """The whole words of the model's tokenizer (for MiniLM, 30 000 common lower-case English word pieces),

@@ -26,6 +26,7 @@ from pathlib import Path
 from ingest.catalog import Catalog
 from ingest.chunk import Chunker
 from ingest.embed import Embedder
+from ingest.sentences import SENTENCE_VECTORS_KIND, SentenceStats, embed_chunks_and_sentences
 from ingest.parse import SUPPORTED_SUFFIXES, parse_file
 from ingest.store import VectorStore, make_client
 from rag.errors import ConfigError, IndexBusyError, IndexMismatchError, IndexStateError, ParseError
@@ -247,6 +248,7 @@ class IngestReport:
     no_case_number: list[dict[str, str]] = field(default_factory=list)
     warnings: list[dict[str, str]] = field(default_factory=list)
     recovered: dict[str, int] = field(default_factory=dict)
+    sentences: SentenceStats = field(default_factory=SentenceStats)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -493,6 +495,8 @@ class Indexer:
 
         catalog.set_meta("embedding_model", self.index.settings.embedding_model)
         catalog.set_meta("contextual_headers", str(self.index.settings.contextual_headers))
+        if report.chunks_written:
+            catalog.set_meta("sentence_vectors", SENTENCE_VECTORS_KIND)
         if report.chunks_written:  # which encoder wrote the vectors, on which CPU (vectors differ a little by both)
             from ingest.cpu import cpu_info
 
@@ -517,11 +521,13 @@ class Indexer:
     def _write(self, items: list[tuple[Decision, list[Chunk], list[str], str]], report: IngestReport) -> None:
         catalog, store = self.index.catalog, self.index.store
         chunks = [c for _, cs, _, _ in items for c in cs]
-        vectors = self.index.embedder.embed([c.embedding_text(store.contextual_headers) for c in chunks])
+        vectors, sentences, stats = embed_chunks_and_sentences(
+            self.index.embedder, [(d, cs) for d, cs, _, _ in items], store.contextual_headers)
         store.check_dimension(vectors.shape[1])
         catalog.set_meta("dirty", "1")
         store.upsert(chunks, vectors)
-        catalog.replace_decisions([(d, cs) for d, cs, _, _ in items])
+        catalog.replace_decisions([(d, cs) for d, cs, _, _ in items], sentences)
+        report.sentences.add(stats)
         new_ids = {c.chunk_id for c in chunks}
         stale = [i for _, _, old, _ in items for i in old if i not in new_ids]
         if stale:

@@ -24,6 +24,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -242,11 +243,11 @@ class OnnxSentenceEncoder:
             start = end
         return out
 
-    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
-        """Vectors for texts, shape (len(texts), dim), float32; batches of similar length (less padding)."""
+    def _forward(self, texts: Sequence[str], batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                              list[Any]]]:
+        """Per batch: the texts' indices, the token states, the attention mask and the encodings."""
         encodings = self.tokenizer.encode_batch(list(texts))
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
-        out = np.empty((len(encodings), self.dim), dtype=np.float32)
         for idx in self.batches(lengths, batch_size):
             width = int(lengths[idx].max())
             ids = np.zeros((len(idx), width), dtype=np.int64)
@@ -259,8 +260,49 @@ class OnnxSentenceEncoder:
             if "token_type_ids" in self.inputs:
                 feed["token_type_ids"] = np.zeros_like(ids)
             hidden = self.session.run(None, feed)[0]
+            yield idx, hidden, mask, [encodings[i] for i in idx]
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        """Vectors for texts, shape (len(texts), dim), float32; batches of similar length (less padding)."""
+        return self.encode_spans(texts, batch_size, None)[0]
+
+    def encode_spans(self, texts: Sequence[str], batch_size: int, spans: Sequence[Sequence[tuple[int, int]]] | None
+                     ) -> tuple[np.ndarray, list[list[np.ndarray | None]]]:
+        """The texts' vectors and, from the same forward pass, the pooled vector of each character range in
+        spans[i] of text i (pool_spans); the second list is empty per text when spans is None."""
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        pooled_spans: list[list[np.ndarray | None]] = [[] for _ in texts]
+        for idx, hidden, mask, encodings in self._forward(texts, batch_size):
             weights = mask[..., None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
             pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)  # Embedder's contract
             out[idx] = pooled
-        return out
+            if spans is not None:
+                for row, i in enumerate(idx):
+                    if spans[i]:
+                        n = len(encodings[row].ids)
+                        pooled_spans[i] = pool_spans(hidden[row, :n], encodings[row].offsets, spans[i])
+        return out, pooled_spans
+
+
+def pool_spans(hidden: np.ndarray, offsets: Sequence[tuple[int, int]],
+               spans: Sequence[tuple[int, int]]) -> list[np.ndarray | None]:
+    """The normalised mean of the token states inside each character range [start, end) of the encoded text.
+
+    None for a range the encoding does not reach to its end (the text was truncated before it): its tokens
+    were never seen, and a vector from half a sentence would stand in for the whole. Special tokens ([CLS],
+    [SEP]: offsets (0, 0)) are never inside a range.
+    """
+    bounds = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    starts, ends = bounds[:, 0], bounds[:, 1]
+    real = ends > starts
+    reach = int(ends[real].max()) if real.any() else 0
+    out: list[np.ndarray | None] = []
+    for start, end in spans:
+        inside = real & (starts >= start) & (ends <= end)
+        if end > reach or not inside.any():
+            out.append(None)
+            continue
+        vector = hidden[inside].mean(axis=0)
+        out.append((vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32))
+    return out

@@ -26,7 +26,7 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from ingest.chunk import get_encoding
 from rag.errors import BackendError, ConfigError
 from rag.prompts import Prompt, load_prompt
-from rag.text import stems
+from rag.text import addressed_to_a_model, sentences_of, stems  # noqa: F401  (re-exported)
 from rag.types import Decision, Hit, Message
 
 log = logging.getLogger(__name__)
@@ -80,32 +80,6 @@ def hit_paragraphs(hit: Hit, decision: Decision) -> list[tuple[int, str]]:
 
 _ANAPHORIC = re.compile(r"^(this|that|these|those|it|its|they|their|he|she|his|her|such|if (?:the council|it|they) "
                         r"refuses|also|however|but|moreover|therefore|so|as a result|in (?:that|this) )\b", re.I)
-_SPLIT = re.compile(r"(?<=[.!?])[\"”’']?\s+(?=[A-Z“‘\"(£0-9])")
-
-
-def sentences_of(text: str) -> list[str]:
-    """Sentences of a paragraph (bullet lines are their own sentences)."""
-    out: list[str] = []
-    for line in text.split("\n"):
-        line = line.strip().lstrip("•").strip()
-        out.extend(s.strip() for s in _SPLIT.split(line) if s.strip())
-    return out
-
-
-# Words addressed to a language model, not to a reader: a decision never needs them, and a paragraph that carries
-# them (planted, or pasted from somewhere) is not quoted back as the answer nor counted as evidence. It stays in
-# the source cards, which show the paragraph as the file has it.
-_INSTRUCTION = re.compile(
-    r"\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+|the\s+|your\s+)*(?:previous|prior|above|earlier|"
-    r"preceding|system)\s+(?:instructions?|prompts?|messages?|rules)\b"
-    r"|^\s*(?:system|assistant)\s*:|\byou are now (?:in \w+ mode|an? (?:ai|assistant|language model|chatbot))\b"
-    r"|\bdeveloper mode\b|\bnew instructions?\s*:"
-    r"|<\|?(?:im_start|im_end|system)\|?>", re.I)
-
-
-def addressed_to_a_model(text: str) -> bool:
-    """Whether a paragraph reads as an instruction to a language model ("Ignore previous instructions...")."""
-    return bool(_INSTRUCTION.search(text))
 
 
 _INTENTS = {

@@ -188,13 +188,15 @@ class Assistant:
             notes.append(uncovered)
         t = time.perf_counter()
         evidence = sentence_evidence(self.index.embedder, expand_acronyms(query.standalone), retrieval.hits,
-                                     decisions)
+                                     decisions, self.index.catalog.sentence_vectors(
+                                         list(dict.fromkeys(h.chunk.doc_id for h in retrieval.hits))[:8]))
         timings["evidence_ms"] = (time.perf_counter() - t) * 1000
         explicit = any(f not in query.inferred_filters for f in query.filters.to_dict())
         terms = list(dict.fromkeys(stem(w) for w in query_terms(query.standalone + " " + query.text)))
         candidates = candidate_features(query.text, query.standalone, retrieval.hits, decisions, evidence.by_doc,
                                         self.index.catalog.document_frequency(terms),
-                                        self.index.catalog.count_chunks(), explicit)
+                                        self.index.catalog.count_chunks(), explicit,
+                                        background=self.relevance.background)
         verdict = self._verdict(query, retrieval, candidates, uncovered, explicit)
         return Examination(query, retrieval, decisions, evidence, candidates, verdict, notes, timings)
 

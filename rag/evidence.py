@@ -6,13 +6,20 @@ rarely has any single sentence close to it. The same similarities help the extra
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ingest.embed import Embedder
-from rag.answer import addressed_to_a_model, hit_paragraphs, sentences_of
+from ingest.sentences import SentenceVectors
+from rag.answer import hit_paragraphs
+from rag.text import evidence_sentences
 from rag.types import Decision, Hit
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -28,13 +35,16 @@ class SentenceEvidence:
 
 
 def sentence_evidence(embedder: Embedder, question: str, hits: Sequence[Hit], decisions: Mapping[str, Decision],
-                      max_decisions: int = 5, max_sentences: int = 64) -> SentenceEvidence:
-    """Embed the sentences of the first decisions' summaries and hit paragraphs and compare them with the question.
+                      stored: Mapping[str, SentenceVectors] | None = None, max_decisions: int = 5,
+                      max_sentences: int = 64) -> SentenceEvidence:
+    """Compare the question with the sentences of the first decisions' summaries and hit paragraphs.
 
-    The summary is always examined: it states the finding and the remedy, which is often what was asked.
+    The summary is always examined: it states the finding and the remedy, which is often what was asked. The
+    sentences' vectors come from the index (stored at ingest, ingest/sentences.py), so a question costs one
+    embedding; a decision ingested before the index stored them has its sentences embedded here instead.
     """
-    sentences: dict[str, None] = {}
-    owners: dict[str, list[str]] = {}
+    stored = stored or {}
+    occurrences: dict[str, list[tuple[str, int]]] = {}
     docs: list[str] = []
     for hit in hits:
         decision = decisions.get(hit.chunk.doc_id)
@@ -48,26 +58,42 @@ def sentence_evidence(embedder: Embedder, question: str, hits: Sequence[Hit], de
         else:
             paragraphs = []
         paragraphs += [(n, t) for n, t in hit_paragraphs(hit, decision) if n != 0]
-        for _, text in paragraphs:
-            if addressed_to_a_model(text):
-                continue
-            for s in sentences_of(text):
-                if len(s.split()) >= 5:
-                    sentences.setdefault(s, None)
-                    owners.setdefault(s, [])
-                    if decision.doc_id not in owners[s]:
-                        owners[s].append(decision.doc_id)
-    texts = list(sentences)[:max_sentences]
+        for number, text in paragraphs:
+            for s in evidence_sentences(text):
+                places = occurrences.setdefault(s, [])
+                if (decision.doc_id, number) not in places:
+                    places.append((decision.doc_id, number))
+    texts = list(occurrences)[:max_sentences]
     if not texts:
         return SentenceEvidence()
-    vectors = embedder.embed([question] + texts)
-    sims = vectors[1:] @ vectors[0]
-    similarity = {t: float(s) for t, s in zip(texts, sims)}
+    q = embedder.embed_query(question)
+    rows = {doc: sv.lookup() for doc, sv in stored.items() if doc in docs}
+    missing = [t for t in texts if any((n, t) not in rows.get(doc, {}) for doc, n in occurrences[t])]
+    if missing:
+        _warn_unstored(sorted({doc for t in missing for doc, _ in occurrences[t] if doc not in rows}))
+    fresh = dict(zip(missing, embedder.embed(missing) @ q)) if missing else {}
+    similarity: dict[str, float] = {}
     by_doc: dict[str, dict[str, float]] = {}
-    for t, s in similarity.items():
-        for doc in owners[t]:
-            by_doc.setdefault(doc, {})[t] = s
+    for t in texts:
+        for doc, number in occurrences[t]:
+            row = rows.get(doc, {}).get((number, t))
+            sim = float(stored[doc].vectors[row].astype(np.float32) @ q) if row is not None else float(fresh[t])
+            by_doc.setdefault(doc, {})[t] = max(sim, by_doc.get(doc, {}).get(t, -1.0))
+            similarity[t] = max(sim, similarity.get(t, -1.0))
     return SentenceEvidence(similarity, max(similarity.values()), by_doc)
+
+
+_warned: set[str] = set()
+
+
+def _warn_unstored(doc_ids: Sequence[str]) -> None:
+    """Say once per decision that its sentences are embedded per question (an index from before ingest stored
+    them): answers are slower and their evidence is measured the old way until the index is rebuilt."""
+    new = [d for d in doc_ids if d not in _warned]
+    if new:
+        _warned.update(new)
+        log.warning("%d decision(s) have no stored sentence vectors (%s...): rebuild the index for faster, "
+                    "consistent answers: python -m ingest --rebuild PATH...", len(new), ", ".join(new[:3]))
 
 
 _NAMED_COUNCIL = re.compile(

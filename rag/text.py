@@ -1,4 +1,4 @@
-"""Small text helpers shared by retrieval and answering: content words and Porter stems."""
+"""Small text helpers shared by ingest, retrieval and answering: content words, Porter stems, sentences."""
 
 from __future__ import annotations
 
@@ -53,3 +53,43 @@ def stem(word: str) -> str:
 def stems(text: str) -> set[str]:
     """Stems of the content words of text."""
     return {stem(t) for t in query_terms(text)}
+
+
+_SPLIT = re.compile(r"(?<=[.!?])[\"”’']?\s+(?=[A-Z“‘\"(£0-9])")
+
+
+def sentences_of(text: str) -> list[str]:
+    """Sentences of a paragraph (bullet lines are their own sentences)."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        line = line.strip().lstrip("•").strip()
+        out.extend(s.strip() for s in _SPLIT.split(line) if s.strip())
+    return out
+
+
+# Words addressed to a language model, not to a reader: a decision never needs them, and a paragraph that carries
+# them (planted, or pasted from somewhere) is not quoted back as the answer nor counted as evidence. It stays in
+# the source cards, which show the paragraph as the file has it.
+_INSTRUCTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+|the\s+|your\s+)*(?:previous|prior|above|earlier|"
+    r"preceding|system)\s+(?:instructions?|prompts?|messages?|rules)\b"
+    r"|^\s*(?:system|assistant)\s*:|\byou are now (?:in \w+ mode|an? (?:ai|assistant|language model|chatbot))\b"
+    r"|\bdeveloper mode\b|\bnew instructions?\s*:"
+    r"|<\|?(?:im_start|im_end|system)\|?>", re.I)
+
+
+def addressed_to_a_model(text: str) -> bool:
+    """Whether a paragraph reads as an instruction to a language model ("Ignore previous instructions...")."""
+    return bool(_INSTRUCTION.search(text))
+
+
+# Shorter sentences ("The Council agreed.") match many questions loosely and answer none of them.
+MIN_EVIDENCE_WORDS = 5
+
+
+def evidence_sentences(text: str) -> list[str]:
+    """The sentences of a paragraph that may count as evidence: five words or more, from a paragraph that is
+    not addressed to a language model. Ingest stores a vector for each (ingest/sentences.py)."""
+    if not text or addressed_to_a_model(text):
+        return []
+    return [s for s in sentences_of(text) if len(s.split()) >= MIN_EVIDENCE_WORDS]

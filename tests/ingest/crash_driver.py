@@ -53,6 +53,11 @@ class HashEmbedder:
     def embed_query(self, text):
         return self.embed([text])[0]
 
+    def embed_with_spans(self, texts, spans):
+        """The chunks' vectors and a vector per sentence range (hash of its text), as Embedder.embed_with_spans."""
+        pooled = [list(self.embed([t[a:b] for a, b in ranges])) if ranges else [] for t, ranges in zip(texts, spans)]
+        return self.embed(texts), pooled
+
 
 def install_kill_points(spec: str | None) -> None:
     """Wrap the store and catalog writes so that the process SIGKILLs itself at the chosen event."""

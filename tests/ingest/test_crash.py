@@ -168,7 +168,7 @@ def state_of(settings, embedder) -> dict:
         per_doc = {doc_id: frozenset(catalog.state(doc_id).chunk_ids) for doc_id, _ in catalog.all_sources()}
         return dict(per_doc=per_doc, catalog_ids=catalog.chunk_ids(), chroma_ids=set(got["ids"]),
                     chroma_per_doc=collections.Counter(m["doc_id"] for m in got["metadatas"]),
-                    dirty=catalog.get_meta("dirty"))
+                    sentence_docs=set(catalog.sentence_vectors(per_doc)), dirty=catalog.get_meta("dirty"))
     finally:
         catalog.close()
 
@@ -280,6 +280,7 @@ def test_killed_ingest_recovers_to_an_exact_index(trial, tmp_path, trial_log, ca
     assert final["per_doc"] == target
     assert final["catalog_ids"] == final["chroma_ids"] == all_ids
     assert final["chroma_per_doc"] == {d: len(ids) for d, ids in target.items()}
+    assert final["sentence_docs"] == set(target)  # every decision's sentence vectors, written with it
     assert final["dirty"] == "0"
 
     # And the index is settled: one more run changes nothing.

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from rag.errors import ConfigError
-from rag.policy import (FEATURES, Candidate, RelevanceModel, decide, load_model, own_terms, phrase_coverage,
-                        shifted)
+from rag.policy import (FEATURES, MODEL_PATH, Candidate, RelevanceModel, decide, load_model, own_terms,
+                        phrase_coverage, shifted)
 from rag.text import query_terms, stem
 
 
@@ -81,3 +81,36 @@ def test_a_malformed_model_file_names_the_fix(tmp_path):
         load_model(str(bad))
     with pytest.raises(ConfigError, match="unknown"):
         _model(features=("sim_best_typo",))
+
+
+def test_the_shipped_model_carries_background_word_statistics():
+    model = load_model()
+    assert model.background is not None and model.background.n_chunks > 500
+    assert model.background.df.get(stem("council"), 0) > 100  # an ordinary word of decisions is common there
+
+
+def test_a_model_naming_missing_background_statistics_names_the_fix(tmp_path):
+    data = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    target = tmp_path / "relevance.json"
+    target.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ConfigError, match="background word statistics .* cannot be read"):
+        load_model(str(target))
+    (tmp_path / data["background"]).write_text('{"n_chunks": "many"}', encoding="utf-8")
+    with pytest.raises(ConfigError, match="malformed"):
+        load_model(str(target))
+
+
+def test_background_statistics_keep_a_small_index_from_treating_ordinary_words_as_rare():
+    """Over five decisions "handle" appears nowhere, so without a background it weighs as much as the subject
+    ("rectification") and the decision about rectification covers only part of the question."""
+    from rag.policy import WordStatistics, idf_table
+
+    terms = [stem("handle"), stem("rectification")]
+    index_df, n = {stem("rectification"): 3}, 23
+    alone = idf_table(terms, index_df, n)
+    background = WordStatistics(600, {stem("handle"): 40, stem("rectification"): 3})
+    both = idf_table(terms, {t: index_df.get(t, 0) + background.df.get(t, 0) for t in terms},
+                     n + background.n_chunks)
+    share_alone = alone[stem("rectification")] / sum(alone.values())
+    share_both = both[stem("rectification")] / sum(both.values())
+    assert share_alone < 0.5 < share_both

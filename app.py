@@ -253,7 +253,10 @@ def build_app(assistant: "Assistant", settings: "Settings") -> "gr.Blocks":
                                viewer_html, viewer_placeholder)
 
     browser = DecisionBrowser(assistant.index.catalog)
-    browser.ensure_index()
+    try:
+        browser.ensure_index()
+    except Exception:  # noqa: BLE001 - the chat still works; the browser tab says what is wrong
+        log.exception("could not build the decisions browser's index in %s", browser.path)
 
     ensure_private_dir(settings.log_dir)
     export_dir = Path(tempfile.mkdtemp(prefix="ombuds-export-"))  # 0700; each export file 0600
@@ -484,20 +487,31 @@ def build_app(assistant: "Assistant", settings: "Settings") -> "gr.Blocks":
         return show_decision(ref, paras, focus)
 
     def show_decision(ref: str, paras: tuple[int, ...], focus: int | None) -> tuple[Any, ...]:
+        def failed(message: str, title: str) -> tuple[Any, ...]:
+            return (viewer_placeholder(message, title=title), gr.Tabs(selected="viewer"), "",
+                    gr.update(interactive=False), gr.update(interactive=False))
+
         try:
             decision = browser.decision(ref) if ref else None
-            if decision is None:
-                html_out = viewer_placeholder(f"No decision {ref!r} is in the index. Check the case number, or "
-                                              "find the decision in the browser." if ref else
-                                              "No decision was named.", title="Decision not found")
-                return (html_out, gr.Tabs(selected="viewer"), "", gr.update(interactive=False),
-                        gr.update(interactive=False))
-            near = similar_decisions(assistant.index.catalog, assistant.index.store, assistant.index.embedder,
-                                     decision, n=5)
         except OmbudsError as exc:
             log.warning("could not open decision %r: %s", ref, exc)
-            return (viewer_placeholder(str(exc), title="The decision could not be opened"),
-                    gr.Tabs(selected="viewer"), "", gr.update(interactive=False), gr.update(interactive=False))
+            return failed(str(exc), "The decision could not be opened")
+        except Exception:  # noqa: BLE001
+            code = uuid.uuid4().hex[:8]
+            log.exception("unexpected error opening decision %r (reference %s)", ref, code)
+            return failed(f"Sorry, the decision could not be opened (reference {code}); the details are in the "
+                          "server log.", "The decision could not be opened")
+        if decision is None:
+            return failed(f"No decision {ref!r} is in the index. Check the case number, or find the decision in "
+                          "the browser." if ref else "No decision was named.", "Decision not found")
+        # Neighbours need the vector store; if it cannot answer (a stopped Chroma server), the decision still opens.
+        near: list[Any] | None
+        try:
+            near = similar_decisions(assistant.index.catalog, assistant.index.store, assistant.index.embedder,
+                                     decision, n=5)
+        except Exception:  # noqa: BLE001
+            log.exception("could not find decisions similar to %s", decision.label)
+            near = None
         return (viewer_html(decision, paras, focus, near), gr.Tabs(selected="viewer"), decision.label,
                 gr.update(interactive=bool(decision.case_number)), gr.update(interactive=True))
 
@@ -650,13 +664,13 @@ def build_app(assistant: "Assistant", settings: "Settings") -> "gr.Blocks":
         for trigger in (b.search.click, b.text.submit):
             trigger(browse_search, b.inputs, browse_outputs, api_name="browse" if trigger == b.search.click
                     else None, api_visibility="public" if trigger == b.search.click else "private",
-                    show_progress="hidden").then(None, None, None, js=browse_js)
+                    show_progress="hidden", queue=False).then(None, None, None, js=browse_js)
         b.clear.click(lambda: ("", "", "", "", None, None), None, b.inputs, api_visibility="private").then(
             browse_search, b.inputs, browse_outputs, api_visibility="private", show_progress="hidden")
-        b.prev.click(browse_prev, browse_state, browse_outputs, api_visibility="private",
-                     show_progress="hidden").then(None, None, None, js=browse_js)
-        b.next.click(browse_next, browse_state, browse_outputs, api_visibility="private",
-                     show_progress="hidden").then(None, None, None, js=browse_js)
+        b.prev.click(browse_prev, browse_state, browse_outputs, api_name="browse_prev",
+                     show_progress="hidden", queue=False).then(None, None, None, js=browse_js)
+        b.next.click(browse_next, browse_state, browse_outputs, api_name="browse_next",
+                     show_progress="hidden", queue=False).then(None, None, None, js=browse_js)
         b.export.click(browse_export, browse_state, b.download, api_visibility="private")
         open_btn.click(open_decision, open_request, viewer_outputs, api_name="open_decision",
                        js="(x) => window.__ombudsOpen || x", show_progress="hidden").then(

@@ -22,8 +22,9 @@ import re
 import sqlite3
 import threading
 import time
+from array import array
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -35,7 +36,7 @@ from rag.types import Decision, Filters
 
 log = logging.getLogger(__name__)
 
-BROWSE_SCHEMA_VERSION = "1"
+BROWSE_SCHEMA_VERSION = "3"  # bump to rebuild every browse index on its next start
 PAGE_SIZE = 25
 MAX_PAGE_SIZE = 200
 MAX_QUERY_CHARS = 300
@@ -45,6 +46,9 @@ BM25_WEIGHTS = (4.0, 2.0, 1.0)
 CSV_COLUMNS = ("case_number", "council", "category", "outcome", "decision_date", "first_sentence", "url", "doc_id")
 
 _COLUMNS = "doc_id, case_number, authority, category, subcategory, outcome, decision_date, date_int, url, summary"
+_ROW_COLUMNS = "doc_id, case_number, authority, category, subcategory, outcome, decision_date, url, summary"
+# Every change to the decisions moves this counter, so cached search results are never served stale.
+_BUMP = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'browse_generation';"
 _NEW = ", ".join(f"new.{c.strip()}" for c in _COLUMNS.split(","))
 _BODY = ("(SELECT group_concat(json_extract(p.value, '$.text'), ' ') FROM json_each(new.data, '$.sections') s, "
          "json_each(s.value, '$.paragraphs') p)")
@@ -68,14 +72,15 @@ CREATE TABLE IF NOT EXISTS browse_docs (
     decision_date TEXT, date_int INTEGER, url TEXT, summary TEXT
 );
 CREATE INDEX IF NOT EXISTS browse_docs_date ON browse_docs(date_int DESC, doc_id);
+CREATE INDEX IF NOT EXISTS browse_docs_case ON browse_docs(case_number);
 CREATE VIRTUAL TABLE IF NOT EXISTS browse_fts USING fts5(
     heading, summary, body, tokenize='porter unicode61 remove_diacritics 2'
 );
-CREATE TRIGGER IF NOT EXISTS browse_decisions_ai AFTER INSERT ON decisions BEGIN {_INSERT} END;
-CREATE TRIGGER IF NOT EXISTS browse_decisions_ad AFTER DELETE ON decisions BEGIN {_DELETE} END;
+CREATE TRIGGER IF NOT EXISTS browse_decisions_ai AFTER INSERT ON decisions BEGIN {_INSERT} {_BUMP} END;
+CREATE TRIGGER IF NOT EXISTS browse_decisions_ad AFTER DELETE ON decisions BEGIN {_DELETE} {_BUMP} END;
 CREATE TRIGGER IF NOT EXISTS browse_decisions_au AFTER UPDATE OF
     case_number, authority, category, subcategory, outcome, decision_date, date_int, url, summary, data
-    ON decisions BEGIN {_DELETE} {_INSERT} END;
+    ON decisions BEGIN {_DELETE} {_INSERT} {_BUMP} END;
 """
 _DROP = """
 DROP TRIGGER IF EXISTS browse_decisions_ai;
@@ -236,15 +241,20 @@ class BrowsePage:
 
 
 class DecisionBrowser:
-    """Keyword and filter search over the catalog's decisions, paged; CSV export; decisions by reference."""
+    """Keyword and filter search over the catalog's decisions, paged; CSV export; decisions by reference.
 
-    def __init__(self, catalog: Catalog, count_cache_size: int = 256):
+    A search is answered once in full — the ids of every matching decision, in the table's order — and that list
+    is cached (an array of 8-byte ids: 400 kB for 50 000 matches) until the catalog changes, so the count is its
+    length and any page, or the CSV export, is a slice of it plus one indexed look-up.
+    """
+
+    def __init__(self, catalog: Catalog, cache_size: int = 64):
         self.catalog = catalog
         self.path = Path(catalog.path)
         self._local = threading.local()
         self._cache_lock = threading.Lock()
-        self._counts: OrderedDict[tuple[Any, ...], int] = OrderedDict()
-        self._count_cache_size = count_cache_size
+        self._results: OrderedDict[tuple[Any, ...], array] = OrderedDict()
+        self._cache_size = cache_size
 
     # connections and the index -----------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -262,8 +272,10 @@ class DecisionBrowser:
         conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=60)
         try:
             version = conn.execute("SELECT value FROM meta WHERE key='browse_schema'").fetchone()
+            generation = conn.execute("SELECT value FROM meta WHERE key='browse_generation'").fetchone()
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'browse_%'")}
-            if version and version[0] == BROWSE_SCHEMA_VERSION and {"browse_docs", "browse_fts"} <= tables:
+            if version and version[0] == BROWSE_SCHEMA_VERSION and generation and \
+                    {"browse_docs", "browse_fts"} <= tables:
                 n_docs = conn.execute("SELECT count(*) FROM decisions").fetchone()[0]
                 n_browse = conn.execute("SELECT count(*) FROM browse_docs").fetchone()[0]
                 if n_docs == n_browse:
@@ -271,27 +283,32 @@ class DecisionBrowser:
             started = time.perf_counter()
             try:
                 # One transaction: readers see the old index or the new one, never half of it.
-                conn.executescript("BEGIN IMMEDIATE;" + _DROP + _SCHEMA + _FILL +
-                                   "INSERT OR REPLACE INTO meta(key, value) VALUES ('browse_schema', "
-                                   f"'{BROWSE_SCHEMA_VERSION}'); COMMIT;")
+                conn.executescript(
+                    "BEGIN IMMEDIATE;" + _DROP + _SCHEMA + _FILL +
+                    f"INSERT OR REPLACE INTO meta(key, value) VALUES ('browse_schema', '{BROWSE_SCHEMA_VERSION}');"
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('browse_generation', "
+                    "CAST(strftime('%s', 'now') AS TEXT)); COMMIT;")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
             n = conn.execute("SELECT count(*) FROM browse_docs").fetchone()[0]
             log.info("browse index built: %d decisions in %.1f s", n, time.perf_counter() - started)
-            self._forget_counts()
+            self.forget_results()
             return n
         finally:
             conn.close()
 
-    def _generation(self, conn: sqlite3.Connection) -> int:
-        """Changes when another connection commits (an ingest), so cached counts are dropped."""
-        return int(conn.execute("PRAGMA data_version").fetchone()[0])
+    def _generation(self, conn: sqlite3.Connection) -> str | None:
+        """Moves on every change to the decisions (the triggers count them), whichever process made it; None when
+        the catalog has lost it (cleared), and then nothing is cached."""
+        row = conn.execute("SELECT value FROM meta WHERE key='browse_generation'").fetchone()
+        return row[0] if row else None
 
-    def _forget_counts(self) -> None:
+    def forget_results(self) -> None:
+        """Drop every cached search result (the next search of each is computed afresh)."""
         with self._cache_lock:
-            self._counts.clear()
+            self._results.clear()
 
     # searching ---------------------------------------------------------------------------------
     def _where(self, query: BrowseQuery) -> tuple[str, list[Any], str | None]:
@@ -302,81 +319,68 @@ class DecisionBrowser:
             return f"(b.case_number = ? OR b.doc_id = ?) AND {where}", [case, case_number_slug(case), *params], None
         return where, list(params), fts_match(query.text)
 
-    def _count(self, conn: sqlite3.Connection, query: BrowseQuery, where: str, params: list[Any],
-               match: str | None) -> int:
-        key = (self.path, query.text.strip().lower(), query.filters, self._generation(conn))
-        with self._cache_lock:
-            if key in self._counts:
-                self._counts.move_to_end(key)
-                return self._counts[key]
-        if match is None:
-            total = conn.execute(f"SELECT count(*) FROM browse_docs b WHERE {where}", params).fetchone()[0]
-        elif where == "1=1":
-            total = conn.execute("SELECT count(*) FROM browse_fts WHERE browse_fts MATCH ?", [match]).fetchone()[0]
-        else:
-            total = conn.execute(f"SELECT count(*) FROM browse_fts f JOIN browse_docs b ON b.id = f.rowid "
-                                 f"WHERE browse_fts MATCH ? AND {where}", [match, *params]).fetchone()[0]
-        with self._cache_lock:
-            self._counts[key] = total
-            while len(self._counts) > self._count_cache_size:
-                self._counts.popitem(last=False)
-        return total
-
-    def _select(self, where: str, match: str | None) -> str:
-        cols = "b.doc_id, b.case_number, b.authority, b.category, b.subcategory, b.outcome, b.decision_date, b.url, " \
-               "b.summary"
-        if match is None:
-            return f"SELECT {cols} FROM browse_docs b WHERE {where} ORDER BY b.date_int DESC, b.doc_id"
+    def _ids(self, conn: sqlite3.Connection, query: BrowseQuery) -> array:
+        """The ids (browse_docs.id) of every matching decision in the table's order, cached per catalog state."""
+        generation = self._generation(conn)
+        key = (query.text.strip().lower(), query.filters, generation)
+        if generation is not None:
+            with self._cache_lock:
+                if key in self._results:
+                    self._results.move_to_end(key)
+                    return self._results[key]
+        where, params, match = self._where(query)
         weights = ", ".join(str(w) for w in BM25_WEIGHTS)
-        if where == "1=1":
-            # Rank inside FTS5 and join only the rows of the page.
-            return (f"SELECT {cols} FROM (SELECT rowid AS id, bm25(browse_fts, {weights}) AS s FROM browse_fts "
-                    f"WHERE browse_fts MATCH ? ORDER BY s LIMIT ? OFFSET ?) f JOIN browse_docs b ON b.id = f.id "
-                    f"ORDER BY f.s")
-        return (f"SELECT {cols} FROM browse_fts f JOIN browse_docs b ON b.id = f.rowid "
-                f"WHERE browse_fts MATCH ? AND {where} ORDER BY bm25(browse_fts, {weights}), b.doc_id")
+        if match is None:
+            sql, args = f"SELECT b.id FROM browse_docs b WHERE {where} ORDER BY b.date_int DESC, b.doc_id", params
+        elif where == "1=1":
+            sql = f"SELECT rowid FROM browse_fts WHERE browse_fts MATCH ? ORDER BY bm25(browse_fts, {weights}), rowid"
+            args = [match]
+        else:
+            sql = (f"SELECT f.rowid FROM browse_fts f JOIN browse_docs b ON b.id = f.rowid "
+                   f"WHERE browse_fts MATCH ? AND {where} ORDER BY bm25(browse_fts, {weights}), f.rowid")
+            args = [match, *params]
+        ids = array("q", (r[0] for r in conn.execute(sql, args)))
+        if generation is not None:
+            with self._cache_lock:
+                self._results[key] = ids
+                while len(self._results) > self._cache_size:
+                    self._results.popitem(last=False)
+        return ids
 
-    def _run(self, conn: sqlite3.Connection, where: str, params: list[Any], match: str | None,
-             limit: int | None, offset: int) -> sqlite3.Cursor:
-        sql = self._select(where, match)
-        if match is not None and where == "1=1":
-            return conn.execute(sql, [match, -1 if limit is None else limit, offset])
-        args = ([match] if match is not None else []) + params
-        if limit is not None:
-            sql += " LIMIT ? OFFSET ?"
-            args += [limit, offset]
-        return conn.execute(sql, args)
+    def _rows(self, conn: sqlite3.Connection, ids: Sequence[int]) -> list[BrowseRow]:
+        """Table rows for these ids, in the order given."""
+        found: dict[int, BrowseRow] = {}
+        for start in range(0, len(ids), 500):
+            part = list(ids[start:start + 500])
+            marks = ",".join("?" * len(part))
+            for r in conn.execute(f"SELECT id, {_ROW_COLUMNS} FROM browse_docs WHERE id IN ({marks})", part):
+                found[r[0]] = BrowseRow(*tuple(r)[1:])
+        return [found[i] for i in ids if i in found]
 
     def search(self, query: BrowseQuery) -> BrowsePage:
         """One page of the decisions matching the query: by relevance with words, by date (newest) without.
         A page past the end is answered with the last page."""
         started = time.perf_counter()
         conn = self._conn()
-        where, params, match = self._where(query)
         try:
-            total = self._count(conn, query, where, params, match)
-            pages = max(1, -(-total // query.page_size))
+            ids = self._ids(conn, query)
+            pages = max(1, -(-len(ids) // query.page_size))
             if query.page > pages:
                 query = query.with_page(pages)
-            cursor = self._run(conn, where, params, match, query.page_size, (query.page - 1) * query.page_size)
-            rows = tuple(BrowseRow(*r) for r in cursor.fetchall())
+            offset = (query.page - 1) * query.page_size
+            rows = tuple(self._rows(conn, ids[offset:offset + query.page_size]))
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 raise IndexStateError("The decisions browser has no index yet: restart the app to build it.") from None
             raise
-        return BrowsePage(query, rows, total, (time.perf_counter() - started) * 1000)
+        return BrowsePage(query, rows, len(ids), (time.perf_counter() - started) * 1000)
 
-    def iter_rows(self, query: BrowseQuery, batch: int = 2000) -> Iterator[BrowseRow]:
+    def iter_rows(self, query: BrowseQuery, batch: int = 500) -> Iterator[BrowseRow]:
         """Every matching decision in the table's order (the whole result, not one page)."""
         conn = self._conn()
-        where, params, match = self._where(query)
-        cursor = self._run(conn, where, params, match, None, 0)
-        while True:
-            rows = cursor.fetchmany(batch)
-            if not rows:
-                return
-            for r in rows:
-                yield BrowseRow(*r)
+        ids = self._ids(conn, query)
+        for start in range(0, len(ids), batch):
+            yield from self._rows(conn, ids[start:start + batch])
 
     def write_csv(self, query: BrowseQuery, out: IO[str]) -> int:
         """Write the whole result as CSV (header row first); returns the number of decisions written."""
@@ -414,8 +418,7 @@ class DecisionBrowser:
             return {}
         conn = self._conn()
         marks = ",".join("?" * len(doc_ids))
-        cur = conn.execute(f"SELECT doc_id, case_number, authority, category, subcategory, outcome, decision_date, "
-                           f"url, summary FROM browse_docs WHERE doc_id IN ({marks})", doc_ids)
+        cur = conn.execute(f"SELECT {_ROW_COLUMNS} FROM browse_docs WHERE doc_id IN ({marks})", doc_ids)
         return {r[0]: BrowseRow(*r) for r in cur.fetchall()}
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ from rag.ui_render import describe_filters, format_date, safe_url
 _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True), trim_blocks=True,
                    lstrip_blocks=True)
 _ENV.filters["date"] = format_date
+_ENV.filters["num"] = "{:,}".format
 
 
 def decision_ref(case_number: str | None, doc_id: str) -> str:
@@ -77,7 +78,8 @@ _VIEWER = _ENV.from_string("""
     </p>
     {% if cited %}
     <p class="viewer-cited-note" role="note">Cited in the answer:
-      {% for n in cited %}<a href="#vp-{{ n }}" class="viewer-jump" data-para="{{ n }}">¶{{ n }}</a>{% if not loop.last %}, {% endif %}{% endfor %}
+      {% for n in cited %}<a href="#vp-{{ n }}" class="viewer-jump" data-para="{{ n }}">¶{{ n }}</a>
+      {%- if not loop.last %}, {% endif %}{% endfor %}
       — marked <span class="cited-badge">Cited</span> below.
       {% if missing %}<br>This decision has no paragraph {{ missing | join(", ") }}.{% endif %}</p>
     {% endif %}
@@ -111,6 +113,8 @@ _VIEWER = _ENV.from_string("""
         {% if s.first %}<span class="similar-summary">{{ s.first }}</span>{% endif %}</li>
       {% endfor %}
     </ul>
+    {% elif similar is none %}<p class="viewer-empty">Similar decisions could not be looked up just now (the
+      vector index did not answer); the decision itself is complete.</p>
     {% else %}<p class="viewer-empty">No other decision in the index is close to this one.</p>{% endif %}
   </section>
 </article>
@@ -125,8 +129,9 @@ _VIEWER_EMPTY = _ENV.from_string("""
 
 
 def viewer_html(decision: Decision, cited: Sequence[int] = (), focus: int | None = None,
-                similar: Sequence[SimilarDecision] = ()) -> str:
-    """The whole decision: header, every section and numbered paragraph (the cited ones marked), similar ones."""
+                similar: Sequence[SimilarDecision] | None = ()) -> str:
+    """The whole decision: header, every section and numbered paragraph (the cited ones marked), similar ones
+    (None: they could not be looked up)."""
     from rag.browse import first_sentence
 
     have = {p.number for p in decision.paragraphs}
@@ -136,12 +141,13 @@ def viewer_html(decision: Decision, cited: Sequence[int] = (), focus: int | None
     neighbours = [{"label": s.label, "ref": decision_ref(s.label if s.label != s.doc_id else None, s.doc_id),
                    "href": decision_href(decision_ref(s.label if s.label != s.doc_id else None, s.doc_id)),
                    "authority": s.authority, "outcome": s.outcome, "decision_date": s.decision_date,
-                   "first": first_sentence(s.summary, 160)} for s in similar]
+                   "first": first_sentence(s.summary, 160)} for s in similar or ()]
     category = " > ".join(x for x in (decision.category, decision.subcategory) if x)
     return _VIEWER.render(d=decision, ref=ref, cited=cited_here, missing=missing, category=category,
                           focus=focus if focus in have else (cited_here[0] if cited_here else None),
                           url=safe_url(decision.url), share=decision_href(ref, cited_here),
-                          paras_csv=",".join(str(n) for n in cited_here), similar=neighbours).strip()
+                          paras_csv=",".join(str(n) for n in cited_here),
+                          similar=None if similar is None else neighbours).strip()
 
 
 def viewer_placeholder(message: str = "Open a decision from a citation, a source card or the decisions browser "
@@ -152,11 +158,13 @@ def viewer_placeholder(message: str = "Open a decision from a citation, a source
 
 _TABLE = _ENV.from_string("""
 <div class="browse-results">
-  <p class="browse-count" role="status" aria-live="polite">{% if page.total %}<strong>{{ "{:,}".format(page.total) }}</strong>
-    decision{{ "" if page.total == 1 else "s" }} match{{ "es" if page.total == 1 else "" }}{% if wording %} ({{ wording }}){% endif %};
-    showing {{ "{:,}".format(page.first) }}–{{ "{:,}".format(page.last) }}, page {{ "{:,}".format(page.query.page) }} of
-    {{ "{:,}".format(page.pages) }}, sorted by {{ "relevance" if page.sorted_by == "relevance" else "date, newest first" }}.
-    {% else %}No decision matches{% if wording %} ({{ wording }}){% endif %}. Try fewer words or clear a filter.{% endif %}
+  <p class="browse-count" role="status" aria-live="polite">
+    {% if page.total %}<strong>{{ page.total | num }}</strong> decision{{ "s" if page.total != 1 }}
+    match{{ "es" if page.total == 1 }}{% if wording %} ({{ wording }}){% endif %}; showing
+    {{ page.first | num }}–{{ page.last | num }}, page {{ page.query.page | num }} of {{ page.pages | num }},
+    sorted by {{ "relevance" if page.sorted_by == "relevance" else "date, newest first" }}.
+    {% else %}No decision matches{% if wording %} ({{ wording }}){% endif %}. Try fewer words or clear a filter.
+    {% endif %}
     <a class="browse-share" href="{{ share }}">Link to this search</a></p>
   {% if page.rows %}
   <table class="browse-table">

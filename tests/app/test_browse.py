@@ -87,6 +87,17 @@ def test_case_number_in_any_spelling_and_filters(sample_catalog):
                           ).total == 1
 
 
+def test_results_are_cached_and_pages_are_slices_of_one_ranking(big_catalog):
+    _, browser = big_catalog
+    q = BrowseQuery("council", page_size=10)
+    first = browser.search(q)
+    assert len(browser._results) == 1
+    again = [label for n in range(1, first.pages + 1) for label in labels(browser.search(q.with_page(n)))]
+    assert len(browser._results) == 1 and len(again) == first.total  # every page from the one cached ranking
+    browser.forget_results()
+    assert labels(browser.search(q.with_page(2))) == again[10:20]  # computed afresh: the same order
+
+
 @pytest.mark.parametrize("text", ['"', "NEAR(a b)", "a* OR", "col:umn", "AND", "-", "^x", "'); DROP TABLE x;--"])
 def test_search_syntax_is_never_read_as_fts5(sample_catalog, text):
     _, browser = sample_catalog
@@ -155,7 +166,8 @@ def test_ingest_and_prune_keep_the_browser_in_step(sample_index_dir, embedder, t
     catalog = Catalog(folder / "catalog.sqlite", create=False)
     browser = DecisionBrowser(catalog)
     browser.ensure_index()
-    assert browser.search(BrowseQuery("bins")).total == 0
+    assert browser.search(BrowseQuery("bin collection")).total == 0
+    assert browser.search(BrowseQuery()).total == 5  # both results now cached: they must not be served stale
 
     extra = tmp_path / "extra"
     extra.mkdir()

@@ -412,15 +412,6 @@ class DecisionBrowser:
             return None
         return self.catalog.decisions([doc_id]).get(doc_id)
 
-    def rows(self, doc_ids: list[str]) -> dict[str, BrowseRow]:
-        """Table rows (council, outcome, date, summary) for these decisions."""
-        if not doc_ids:
-            return {}
-        conn = self._conn()
-        marks = ",".join("?" * len(doc_ids))
-        cur = conn.execute(f"SELECT {_ROW_COLUMNS} FROM browse_docs WHERE doc_id IN ({marks})", doc_ids)
-        return {r[0]: BrowseRow(*r) for r in cur.fetchall()}
-
     def close(self) -> None:
         """Close this thread's read connection (others close with their threads)."""
         conn = getattr(self._local, "conn", None)

@@ -7,13 +7,12 @@ staff can copy and share; the page's script (rag/ui_assets.py) opens them in pla
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlencode
 
 from jinja2 import Environment, select_autoescape
 
-from rag.browse import BrowsePage, BrowseQuery, BrowseRow
+from rag.browse import BrowsePage, BrowseQuery
 from rag.casenum import case_number_slug
 from rag.similar import SimilarDecision
 from rag.types import Decision
@@ -50,11 +49,6 @@ def parse_paragraphs(text: str | None, limit: int = 50) -> tuple[int, ...]:
         if part.isdigit() and 0 < int(part) < 100_000 and int(part) not in out:
             out.append(int(part))
     return tuple(out[:limit])
-
-
-def open_request(ref: str, paragraphs: Sequence[int] = (), focus: int | None = None) -> str:
-    """The JSON the page sends to open a decision (what the script builds from a link's data attributes)."""
-    return json.dumps({"ref": ref, "paras": list(paragraphs), "focus": focus})
 
 
 _VIEWER = _ENV.from_string("""
@@ -198,11 +192,6 @@ def browse_message_html(message: str) -> str:
     """A message in place of the table (bad input, no index)."""
     return _ENV.from_string('<div class="browse-results"><p class="browse-count browse-error" role="alert">'
                             '{{ m }}</p></div>').render(m=message)
-
-
-def row_labels(rows: Sequence[BrowseRow]) -> list[str]:
-    """The case numbers (or document ids) of a page's rows, in order (for tests and logs)."""
-    return [r.label for r in rows]
 
 
 def query_from_params(params: Mapping[str, str]) -> tuple[str | None, BrowseQuery | None, tuple[int, ...]]:

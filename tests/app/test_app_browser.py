@@ -106,6 +106,14 @@ def test_question_answer_citation_click_and_screenshot(browser, app_server, test
     card = page.locator("#sources .src-card.is-target")
     assert card.count() == 1 and card.get_attribute("data-ref") in (decision.replace(" ", "-"), decision)
     assert page.locator(f"[id='{target}']").is_visible()
+    # the card's "Read the whole decision" opens it too, every paragraph the answer cited from it marked
+    cited = [int(p) for p in card.get_attribute("data-paras").split(",") if p]
+    card.locator("a.src-read").click()
+    wait_for_viewer(page, decision)
+    assert [int(p) for p in page.locator("#viewer .vpara.cited").evaluate_all(
+        "els => els.map(e => e.dataset.para)")] == sorted(cited)
+    page.click("#back-btn")
+    page.wait_for_selector("#chat", state="visible")
     assert outside == [], f"the page called out to {outside}"
 
     # thumbs down on the answer, in the chat itself, lands in the feedback log
@@ -368,8 +376,9 @@ def test_keyboard_alone_reaches_the_tabs_the_search_and_the_viewer(browser, app_
         if "18 009 917" in focused:
             break
     assert any("18 009 917" in f for f in order), order
-    assert any(f.startswith("b-search") for f in order[: order.index(next(f for f in order if "18 009 917" in f))]) \
-        or any(f.startswith("b-council") for f in order), order
+    ids = [f.split("|")[0] for f in order]
+    # the filters, then the buttons, then the result: the order they are read in
+    assert ids.index("b-council") < ids.index("b-search") < len(ids) - 1, order
     page.keyboard.press("Enter")
     wait_for_viewer(page, "18 009 917")
     # the viewer's buttons are reachable by keyboard: Shift+Tab back from the title reaches them
@@ -379,3 +388,24 @@ def test_keyboard_alone_reaches_the_tabs_the_search_and_the_viewer(browser, app_
             break
     assert page.evaluate("() => document.activeElement.id") in ("similar-btn", "ask-about-btn", "back-btn")
     page.close()
+
+
+def test_a_shared_link_still_opens_its_decision_after_signing_in(browser, sample_index_dir, embedder, tmp_path):
+    from rag.settings import load_settings
+
+    from .conftest import _start, _stop, free_port
+
+    settings = load_settings(index_dir=sample_index_dir, log_dir=tmp_path / "logs", host="127.0.0.1",
+                             port=free_port(), auth_username="staff", auth_password="correct horse")
+    running = _start(settings, embedder)
+    try:
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(running.url + "?case=23-009-429&para=8")
+        page.get_by_label("username").fill("staff")
+        page.get_by_label("password").fill("correct horse")
+        page.keyboard.press("Enter")
+        wait_for_viewer(page, "23 009 429")
+        assert_in_view(page.locator("#viewer #vp-8.cited"))
+        page.close()
+    finally:
+        _stop(running)

@@ -20,7 +20,7 @@ from rag.query import ACRONYMS, QueryAnalyser, coerce_history, expand_acronyms, 
 from rag.text import query_terms, stem
 from rag.retrieve import HybridRetriever, Retrieval, RetrievalConfig
 from rag.settings import Settings, apply_offline_environment, load_settings
-from rag.types import Answer, Citation, Decision, Filters, Hit, Query
+from rag.types import Answer, Citation, Decision, Filters, Hit, Message, Query
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +118,16 @@ class Assistant:
         as fast as the tenth")."""
         started = time.perf_counter()
         self.index.embedder.vocabulary()
-        self.examine("Did the council apologise and pay for the delay in its complaint response?")
+        exam = self.examine("Did the council apologise and pay for the delay in its complaint response?")
+        if exam.verdict.answer:  # the extractive composer too (its first run loads the token counter)
+            "".join(self.extractive.stream(self._answer_context(exam, [])))
         return time.perf_counter() - started
+
+    @staticmethod
+    def _answer_context(exam: Examination, messages: Sequence[Message]) -> AnswerContext:
+        """What the answer backends are given for an examined question."""
+        return AnswerContext(exam.query.standalone, exam.answer_hits, exam.decisions, messages,
+                             exam.evidence.similarity, lookup=bool(exam.retrieval.looked_up))
 
     # information -------------------------------------------------------------------------------
     def choices(self, column: str) -> list[str]:
@@ -221,7 +229,7 @@ class Assistant:
         """Yield verified answer text as it is produced, then the final Answer."""
         started = time.perf_counter()
         exam = self.examine(question, filters, history, k)
-        query, retrieval, decisions, evidence = exam.query, exam.retrieval, exam.decisions, exam.evidence
+        query, retrieval, decisions = exam.query, exam.retrieval, exam.decisions
         timings, notes, verdict = exam.timings_ms, exam.notes, exam.verdict
         messages = coerce_history(history)
         relevance = {d: round(p, 4) for d, p in verdict.scores.items()}
@@ -254,8 +262,7 @@ class Assistant:
             yield finish(text, True, [], self.backend.name, self.backend.model, self.backend.prompt_version)
             return
 
-        ctx = AnswerContext(query.standalone, exam.answer_hits, decisions, messages, evidence.similarity,
-                            lookup=bool(retrieval.looked_up))
+        ctx = self._answer_context(exam, messages)
         # Citations are checked against the decisions the answer may use: a retrieved decision the policy judged
         # not to answer is no source for a claim (the model never saw it; the extractive answer never quotes it).
         verifier = CitationVerifier({d: decisions[d] for d in verdict.relevant if d in decisions})

@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,11 @@ from rag.settings import apply_offline_environment
 
 # Before gradio is imported anywhere: it reads GRADIO_ANALYTICS_ENABLED at import time.
 apply_offline_environment()
+# Gradio's queue keeps per-event timings for its monitoring page and, after every event, summarises its last
+# 10 000 events with pandas: under 20 concurrent sessions that summary cost more than answering (py-spy,
+# bench/NOTES.md §9). Keep fewer events and summarise every 100 (read when the queue is created).
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -51,6 +57,11 @@ EXAMPLE_QUESTIONS = [
 ]
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 UPLOAD_SUFFIXES = [".txt", ".html", ".htm", ".md"]
+# A streamed answer is shown at most this often. Each update re-renders the whole chat and goes through Gradio's
+# post-processing and an SSE message: the extractive answer arrives in ~10 pieces within milliseconds, and under
+# 20 concurrent sessions those updates, not the answering, filled the queue (py-spy, bench/NOTES.md §9).
+# Ten a second still reads as streaming for an LLM's tokens.
+STREAM_UPDATE_S = 0.1
 FILTER_COLUMNS = {"authority": "Any council", "category": "Any category", "outcome": "Any outcome"}
 
 
@@ -317,12 +328,15 @@ def build_app(assistant: "Assistant", settings: "Settings") -> "gr.Blocks":
         yield "", chat_messages(turns), sources_panel(turns), turns, gr.skip()
         error_kind = None
         try:
+            shown_at = time.monotonic()
             for item in assistant.stream(question, filters, past):
                 if isinstance(item, Answer):
                     turn.answer = item
                 else:
                     turn.partial += item
-                    yield gr.skip(), chat_messages(turns), gr.skip(), gr.skip(), gr.skip()
+                    if time.monotonic() - shown_at >= STREAM_UPDATE_S:
+                        shown_at = time.monotonic()
+                        yield gr.skip(), chat_messages(turns), gr.skip(), gr.skip(), gr.skip()
         except QuestionError as exc:
             turn.error, error_kind = str(exc), "question"
         except OmbudsError as exc:
@@ -337,8 +351,10 @@ def build_app(assistant: "Assistant", settings: "Settings") -> "gr.Blocks":
         if turn.answer is None and turn.error is None:
             turn.error, error_kind = "No answer came back. Please try again.", "no-answer"
         write_audit(turn, request, error_kind)
-        yield "", chat_messages(turns), sources_panel(turns), turns, gr.update(value=write_export(turns),
-                                                                               interactive=True)
+        export = write_export(turns)
+        if not any(t.answer is not None for t in turns[:-1]):  # first answer: enable the button (a config update,
+            export = gr.update(value=export, interactive=True)  # which Gradio re-validates: not on every answer)
+        yield "", chat_messages(turns), sources_panel(turns), turns, export
 
     def clear() -> tuple[Any, ...]:
         return [], [], sources_panel([]), gr.update(value=None, interactive=False), "", ""

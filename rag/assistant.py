@@ -150,6 +150,9 @@ class Assistant:
         return {"decisions": stats.decisions, "chunks": stats.chunks, "last_ingest": stats.last_ingest,
                 "embedding_model": self.settings.embedding_model, "embedding_backend": self.index.embedder.backend,
                 "index_embedding_backend": self.index.catalog.get_meta("embedding_backend"),
+                "index_cpu": self.index.catalog.get_meta("ingest_cpu"),
+                "sentence_vectors": self.index.catalog.get_meta("sentence_vectors"),
+                "decisions_with_sentence_vectors": self.index.catalog.count_sentence_vectors(),
                 "cpu": cpu_info().describe(), "relevance_model": self.relevance.version, "backend": self.backend.name,
                 "model": self.backend.model, "index": self.index.location}
 

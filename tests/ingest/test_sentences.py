@@ -99,9 +99,11 @@ def test_the_index_stores_them_and_a_question_costs_one_embedding(make_settings,
     try:
         embedder.embed = counting
         exam = assistant.examine(question)
+        status = assistant.status()  # python -m rag status shows what the index holds
     finally:
         del embedder.embed
         assistant.close()
+    assert (status["sentence_vectors"], status["decisions_with_sentence_vectors"]) == (SENTENCE_VECTORS_KIND, 5)
     assert exam.evidence.similarity  # sentences were compared ...
     assert len(embedded) == 1  # ... with only the question embedded (retrieval and evidence share its vector)
 

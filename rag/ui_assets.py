@@ -282,6 +282,15 @@ JS = """
       if (para) { ev.preventDefault(); focusPara(para); }
       return;
     }
+    // A case number in an answer's text is a Markdown link to its address, ?case=...: open it in place.
+    const caseLink = target.closest('#chat a[href^="?case="]');
+    if (caseLink) {
+      const params = new URLSearchParams(caseLink.getAttribute('href').slice(1));
+      ev.preventDefault();
+      ev.stopPropagation();
+      openDecision(params.get('case'), paras(params.get('para')));
+      return;
+    }
     const opener = target.closest('[data-open-ref]');
     if (opener && (opener.tagName === 'A' || !target.closest('a, button'))) {
       ev.preventDefault();

@@ -296,9 +296,35 @@ def link_markers(text: str, targets: Mapping[str, str]) -> str:
     return _MARKER.sub(replace, escaped)
 
 
+def decision_refs(answer: Answer) -> dict[str, str]:
+    """Label (case number, or document id without one) -> what ?case= takes, for every decision the answer
+    retrieved or cited."""
+    refs: dict[str, str] = {}
+    for h in answer.sources:
+        refs[h.chunk.case_number or h.chunk.doc_id] = (case_number_slug(h.chunk.case_number) if h.chunk.case_number
+                                                       else h.chunk.doc_id)
+    for c in answer.citations:
+        refs[c.case_number or c.doc_id] = case_number_slug(c.case_number) if c.case_number else c.doc_id
+    return refs
+
+
+def link_case_numbers(body: str, refs: Mapping[str, str]) -> str:
+    """Make plain mentions of these decisions in (already escaped) chat Markdown into links that open them in the
+    viewer, e.g. "24 005 748 — Hampshire County Council" -> "[24 005 748](?case=24-005-748) — ...". Labels inside
+    citation markers ("[24 005 748 ¶8](#src-...)") are left alone; so is any case number the answer did not
+    retrieve."""
+    if not refs:
+        return body
+    names = "|".join(re.escape(k) for k in sorted(refs, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\[\w-])({names})(?![\w-]|\]| ¶| summary)")
+    return pattern.sub(lambda m: f"[{m.group(1)}](?{urlencode({'case': refs[m.group(1)]})})", body)
+
+
 def answer_markdown(answer: Answer, turn: int) -> str:
-    """The assistant message for a finished answer: escaped text, linked markers, the filters it used."""
+    """The assistant message for a finished answer: escaped text, linked markers and case numbers, the filters
+    it used."""
     body = link_markers(answer.text, citation_targets(answer, turn))
+    body = link_case_numbers(body, decision_refs(answer))
     body = body.replace(UNCITED_MARK, "_(no citation)_")
     wording = describe_filters(answer.filters_applied, answer.inferred_filters)
     if wording:

@@ -35,7 +35,7 @@ def browser():
         b.close()
 
 
-def open_page(browser, url):
+def open_page(browser, url, ready="#question textarea"):
     """A fresh page at the app; returns (page, list of requests that left the machine)."""
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     outside: list[str] = []
@@ -43,7 +43,7 @@ def open_page(browser, url):
             if urlsplit(r.url).hostname not in (None, "127.0.0.1", "localhost") and not r.url.startswith("data:")
             else None)
     page.goto(url)
-    page.wait_for_selector("#question textarea")
+    page.wait_for_selector(ready)
     return page, outside
 
 
@@ -282,8 +282,22 @@ def test_row_click_opens_viewer_with_similar_decisions_and_ask_about_it(browser,
     page.close()
 
 
+def test_a_case_number_in_a_declined_answers_list_opens_the_decision(browser, app_server):
+    page, outside = open_page(browser, app_server.url)
+    ask(page, "What did the DVLA say about my licence?")  # declined: no indexed decision mentions DVLA
+    assert "may be related" in page.inner_text("#chat")
+    link = page.locator("#chat a[href^='?case=']").first
+    label = link.inner_text().strip()
+    link.click()
+    wait_for_viewer(page, label)
+    assert page.locator("#viewer .vpara.cited").count() == 0  # nothing was cited from it
+    assert page.url.rstrip("/") == app_server.url.rstrip("/") and outside == []
+    page.close()
+
+
 def test_shared_links_open_a_decision_or_a_search(browser, app_server):
-    page, outside = open_page(browser, app_server.url + "?case=23-009-429&para=8")
+    # a shared link opens the viewer, not the chat: wait for the decision, not for the question box
+    page, outside = open_page(browser, app_server.url + "?case=23-009-429&para=8", ready="#viewer .viewer[data-ref]")
     wait_for_viewer(page, "23 009 429")
     para = page.locator("#viewer #vp-8")
     assert "cited" in para.get_attribute("class") and "Cited" in para.text_content()

@@ -114,3 +114,14 @@ def test_addresses_round_trip_and_bad_ones_are_explained():
 def test_viewer_still_shows_the_decision_when_similar_ones_cannot_be_looked_up():
     html = viewer_html(decision(), similar=None)
     assert "could not be looked up just now" in html and 'id="vp-4"' in html
+
+
+def test_case_numbers_in_an_answer_link_to_the_viewer_but_markers_and_unknown_numbers_do_not():
+    from rag.ui_render import link_case_numbers, link_markers
+
+    refs = {"24 005 748": "24-005-748", "002_7d099216e168a9a0": "002_7d099216e168a9a0"}
+    body = link_markers("Hampshire — 24 005 748 said so [24 005 748 ¶8]. Not 99 999 999.\n- 002_7d099216e168a9a0 — x",
+                        {"24 005 748 ¶8": "src-1-24-005-748-p8"})
+    out = link_case_numbers(body, refs)
+    assert out == ("Hampshire — [24 005 748](?case=24-005-748) said so [24 005 748 ¶8](#src-1-24-005-748-p8). "
+                   "Not 99 999 999.\n- [002_7d099216e168a9a0](?case=002_7d099216e168a9a0) — x")

@@ -76,7 +76,6 @@ footer { display: none !important; }
   background: var(--background-fill-secondary); border-radius: 0 6px 6px 0; font-size: 13.5px;
   color: var(--body-text-color); white-space: pre-line; }
 .src-quote.is-target { background: #fff4c2; }
-.dark .src-quote.is-target { background: #4d4212; }
 .src-para { font-weight: 700; color: #1d4ed8; margin-right: 4px; white-space: nowrap; }
 .src-link { font-size: 12.5px; }
 .src-card.retrieved { background: var(--background-fill-secondary); }
@@ -124,7 +123,6 @@ input:focus-visible { outline: 3px solid #1d4ed8 !important; outline-offset: 2px
 .cited-badge { display: inline-block; font-size: 11px; font-weight: 700; text-transform: uppercase;
   letter-spacing: .05em; color: #7c2d12; background: #fde68a; border: 1px solid #b45309; border-radius: 4px;
   padding: 0 5px; margin-right: 4px; vertical-align: 1px; }
-.dark .vpara.cited { background: #4d4212; }
 .viewer-summary { font-style: italic; }
 .similar-list { list-style: none; padding: 0; margin: 0; }
 .similar-list li { padding: 8px 0; border-bottom: 1px solid #e2e8f0; }
@@ -150,7 +148,32 @@ input:focus-visible { outline: 3px solid #1d4ed8 !important; outline-offset: 2px
 .browse-date { white-space: nowrap; }
 #b-pager { gap: 8px; justify-content: flex-start; }
 #b-pager > * { flex: 0 0 auto !important; min-width: 0 !important; }
+
 """
+
+# Dark mode (the system's preference, or ?__theme=dark): the same contrast on a dark page. One selector per rule:
+# Gradio scopes custom CSS under its container and, in a comma-separated list, handles ".dark" only in the first
+# selector (the others become ".dark .gradio-container ... .dark X", which never matches).
+_DARK = {
+    "color: #93c5fd": [".src-para", ".src-actions a", ".viewer-links a", ".viewer-cited-note a", ".similar-link",
+                       ".browse-count a", ".browse-open"],
+    "color: var(--body-text-color)": [".src-label .src-open"],
+    "color: #cbd5e1": [".viewer-kicker", ".viewer-facts dt", ".viewer-hint", ".similar-meta", ".viewer-empty",
+                       ".vnum"],
+    "background: #3a3210; border-color: #a16207; color: #f8fafc": [".viewer-cited-note"],
+    "background: #3f3410; box-shadow: inset 4px 0 0 #f59e0b": [".vpara.cited"],
+    "color: #fde68a": [".vpara.cited .vnum"],
+    "color: #fde68a; background: #713f12; border-color: #f59e0b": [".cited-badge"],
+    "border-color: #334155": [".viewer-section h3", ".similar-list li", ".browse-table th", ".browse-table td"],
+    "background: #1e293b; color: #e2e8f0": [".browse-table thead th"],
+    "background: #1e293b": [".browse-table tbody tr:hover"],
+    "color: #fda4af": [".browse-error"],
+    "background: #4d4212": [".src-quote.is-target"],
+    "outline-color: #93c5fd !important": ["a:focus-visible", "button:focus-visible", "[tabindex]:focus-visible",
+                                          ".vpara.is-focus"],
+}
+CSS += "\n/* dark mode */\n" + "".join(f".dark {selector} {{ {rules}; }}\n"
+                                     for rules, selectors in _DARK.items() for selector in selectors)
 
 JS = """
 (() => {

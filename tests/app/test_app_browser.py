@@ -35,9 +35,9 @@ def browser():
         b.close()
 
 
-def open_page(browser, url, ready="#question textarea"):
+def open_page(browser, url, ready="#question textarea", color_scheme="light"):
     """A fresh page at the app; returns (page, list of requests that left the machine)."""
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page = browser.new_page(viewport={"width": 1440, "height": 900}, color_scheme=color_scheme)
     outside: list[str] = []
     page.on("request", lambda r: outside.append(r.url)
             if urlsplit(r.url).hostname not in (None, "127.0.0.1", "localhost") and not r.url.startswith("data:")
@@ -337,8 +337,10 @@ def axe_problems(page) -> list[str]:
             for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
 
 
-def test_axe_finds_no_serious_or_critical_violation_in_any_view(browser, app_server, browse_app, test_output):
-    page, outside = open_page(browser, app_server.url)
+@pytest.mark.parametrize("scheme", ["light", "dark"])  # dark: staff whose system prefers it get Gradio's dark theme
+def test_axe_finds_no_serious_or_critical_violation_in_any_view(browser, app_server, browse_app, test_output, scheme):
+    page, outside = open_page(browser, app_server.url, color_scheme=scheme)
+    assert page.evaluate("() => document.body.classList.contains('dark')") == (scheme == "dark")
     ask(page, QUESTION)
     page.wait_for_selector(MARKERS)
     assert axe_problems(page) == [], "chat"
@@ -347,6 +349,16 @@ def test_axe_finds_no_serious_or_critical_violation_in_any_view(browser, app_ser
     page.wait_for_selector("#viewer .viewer[data-ref]", state="visible")
     page.wait_for_function("() => document.activeElement && document.activeElement.classList.contains('vpara')")
     assert axe_problems(page) == [], "viewer"
+    if scheme == "dark":
+        page.close()
+        page, outside = open_page(browser, browse_app.url, color_scheme=scheme)
+        open_browser_tab(page)
+        page.fill("#b-text textarea, #b-text input", "council")
+        page.click("#b-search")
+        page.wait_for_function("() => document.querySelector('#b-results .browse-count').innerText.includes('rel')")
+        assert axe_problems(page) == [], "browser"
+        page.close()
+        return
     # for the README: a tall window from the top, so the header, the buttons and the marked paragraph all show
     page.set_viewport_size({"width": 1440, "height": 2150})
     page.evaluate("() => window.scrollTo(0, 0)")

@@ -343,6 +343,9 @@ def test_axe_finds_no_serious_or_critical_violation_in_any_view(browser, app_ser
     assert page.evaluate("() => document.body.classList.contains('dark')") == (scheme == "dark")
     ask(page, QUESTION)
     page.wait_for_selector(MARKERS)
+    # the export button is enabled with the answer: scan once its colour transition has finished, not midway
+    page.wait_for_selector("#export-btn:not([disabled])")
+    page.wait_for_function("() => document.getElementById('export-btn').getAnimations().length === 0")
     assert axe_problems(page) == [], "chat"
 
     page.locator(MARKERS).first.click()

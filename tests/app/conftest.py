@@ -51,11 +51,20 @@ def _stop(running: RunningApp) -> None:
 
 
 @pytest.fixture(scope="session")
-def app_server(sample_index_dir, embedder, tmp_path_factory):
-    """The app over the (read-only) sample index, uploads off, logs in a temporary folder."""
+def app_index_dir(sample_index_dir, tmp_path_factory):
+    """A copy of the sample index for apps to open: the app builds the decisions browser's index in the catalog
+    when it starts (a write), and the shared sample index must stay as ingested."""
+    index_dir = tmp_path_factory.mktemp("app-index") / "index"
+    shutil.copytree(sample_index_dir, index_dir, ignore=shutil.ignore_patterns(".lock"))
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def app_server(app_index_dir, embedder, tmp_path_factory):
+    """The app over a copy of the sample index, uploads off, logs in a temporary folder."""
     from rag.settings import load_settings
 
-    settings = load_settings(index_dir=sample_index_dir, log_dir=tmp_path_factory.mktemp("app-logs") / "logs",
+    settings = load_settings(index_dir=app_index_dir, log_dir=tmp_path_factory.mktemp("app-logs") / "logs",
                              host="127.0.0.1", port=free_port(), allow_upload=False)
     running = _start(settings, embedder)
     yield running

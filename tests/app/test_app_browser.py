@@ -419,12 +419,12 @@ def test_keyboard_alone_reaches_the_tabs_the_search_and_the_viewer(browser, app_
     page.close()
 
 
-def test_a_shared_link_still_opens_its_decision_after_signing_in(browser, sample_index_dir, embedder, tmp_path):
+def test_a_shared_link_still_opens_its_decision_after_signing_in(browser, app_index_dir, embedder, tmp_path):
     from rag.settings import load_settings
 
     from .conftest import _start, _stop, free_port
 
-    settings = load_settings(index_dir=sample_index_dir, log_dir=tmp_path / "logs", host="127.0.0.1",
+    settings = load_settings(index_dir=app_index_dir, log_dir=tmp_path / "logs", host="127.0.0.1",
                              port=free_port(), auth_username="staff", auth_password="correct horse")
     running = _start(settings, embedder)
     try:

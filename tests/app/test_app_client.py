@@ -149,7 +149,7 @@ def test_upload_ingests_and_hostile_text_stays_text(upload_app_server, hostile_u
         assert "\\[click me\\]" in reply  # a Markdown link in a decision is not made a link
 
 
-def test_login_required_when_configured(sample_index_dir, embedder, tmp_path):
+def test_login_required_when_configured(app_index_dir, embedder, tmp_path):
     import httpx
     from gradio_client import Client
 
@@ -157,7 +157,7 @@ def test_login_required_when_configured(sample_index_dir, embedder, tmp_path):
 
     from .conftest import _start, _stop, free_port
 
-    settings = load_settings(index_dir=sample_index_dir, log_dir=tmp_path / "logs", host="127.0.0.1",
+    settings = load_settings(index_dir=app_index_dir, log_dir=tmp_path / "logs", host="127.0.0.1",
                              port=free_port(), auth_username="staff", auth_password="correct horse")
     running = _start(settings, embedder)
     try:

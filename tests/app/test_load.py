@@ -110,9 +110,9 @@ def test_twenty_sessions_for_twenty_seconds_without_errors(app_server):
 
 
 @pytest.mark.slow
-def test_command_line_starts_the_app_itself_and_writes_json(sample_index_dir, embedder, tmp_path, capsys):
+def test_command_line_starts_the_app_itself_and_writes_json(app_index_dir, embedder, tmp_path, capsys):
     out = tmp_path / "results" / "load.json"
-    code = main(["--index-dir", str(sample_index_dir), "--sessions", "3", "--seconds", "3", "--out", str(out)],
+    code = main(["--index-dir", str(app_index_dir), "--sessions", "3", "--seconds", "3", "--out", str(out)],
                 embedder=embedder)
     printed = capsys.readouterr().out
     assert code == 0, printed
@@ -120,5 +120,5 @@ def test_command_line_starts_the_app_itself_and_writes_json(sample_index_dir, em
     assert data["mode"] == "in-process" and data["url"].startswith("http://127.0.0.1:")
     assert data["errors"] == 0 and data["sessions"] == 3 and data["endpoints"]["ask"]["requests"] >= 3
     assert data["machine"]["cores_logical"] >= 1 and set(data["machine"]["load_average_start"]) == {"1m", "5m", "15m"}
-    assert data["app"]["index_dir"] == str(sample_index_dir) and "**Decisions:** 5" in data["app"]["status"]
+    assert data["app"]["index_dir"] == str(app_index_dir) and "**Decisions:** 5" in data["app"]["status"]
     assert "p95 s" in printed and "errors: 0" in printed

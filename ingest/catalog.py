@@ -291,6 +291,13 @@ class Catalog:
                         found.append(row[0])
         return found
 
+    def a_case_number(self) -> str | None:
+        """Any one case number the index holds (for warming up a lookup), or None."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT case_number FROM decisions WHERE case_number IS NOT NULL LIMIT 1").fetchone()
+        return row[0] if row else None
+
     def distinct(self, column: str) -> list[str]:
         """Distinct non-empty values of authority, category or outcome (for filter choices)."""
         if column not in {"authority", "category", "outcome", "subcategory"}:

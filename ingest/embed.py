@@ -181,7 +181,7 @@ class Embedder:
         return out, pooled
 
     def embed_query(self, text: str) -> np.ndarray:
-        """One normalised vector for a question (the last few are remembered: retrieval and the evidence check
+        """One normalised vector for a question (the last eight are remembered: retrieval and the evidence check
         ask for the same question's vector)."""
         with self._lock:
             cached = self._queries.get(text)
@@ -190,7 +190,7 @@ class Embedder:
         vector = self.embed([text])[0]
         vector.setflags(write=False)
         with self._lock:
-            if len(self._queries) >= 64:
+            if len(self._queries) >= 8:
                 self._queries.pop(next(iter(self._queries)))
             self._queries[text] = vector
         return vector

@@ -106,6 +106,7 @@ class DecisionState:
     content_hash: str
     source_path: str
     chunk_ids: tuple[str, ...]
+    has_sentence_vectors: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +183,8 @@ class Catalog:
                 return None
             ids = tuple(r[0] for r in self._conn.execute(
                 "SELECT chunk_id FROM chunks WHERE doc_id=? ORDER BY position", (doc_id,)))
-        return DecisionState(row["doc_id"], row["content_hash"], row["source_path"], ids)
+            vectors = self._conn.execute("SELECT 1 FROM sentence_vectors WHERE doc_id=?", (doc_id,)).fetchone()
+        return DecisionState(row["doc_id"], row["content_hash"], row["source_path"], ids, vectors is not None)
 
     def doc_with_hash(self, content_hash: str) -> DecisionState | None:
         """The decision that already has this exact content, if any."""

@@ -445,7 +445,8 @@ class Indexer:
             seen_hashes[d.content_hash] = (d.doc_id, path_str)
             from_path[path_str] = d.doc_id
             state = catalog.state(d.doc_id)
-            if state and state.content_hash == d.content_hash:
+            # Indexed before ingest stored sentence vectors: re-indexed (as "updated") to add them.
+            if state and state.content_hash == d.content_hash and state.has_sentence_vectors:
                 if state.source_path != path_str:
                     if Path(state.source_path).exists():
                         report.duplicate += 1

@@ -108,9 +108,11 @@ def test_the_index_stores_them_and_a_question_costs_one_embedding(make_settings,
     assert len(embedded) == 1  # ... with only the question embedded (retrieval and evidence share its vector)
 
 
-def test_an_index_from_before_sentence_vectors_still_answers(make_settings, embedder, caplog):
+def test_an_index_from_before_sentence_vectors_still_answers_and_the_next_ingest_adds_them(make_settings, embedder,
+                                                                                         caplog):
     """An index ingested before this change has no stored vectors: the evidence check embeds the sentences
-    itself (as it used to) and says once that a rebuild makes it faster."""
+    itself (as it used to) and says once that a rebuild makes it faster; ingesting the same files again adds
+    them without being asked to rebuild."""
     from rag.assistant import Assistant
 
     settings = make_settings()
@@ -124,6 +126,15 @@ def test_an_index_from_before_sentence_vectors_still_answers(make_settings, embe
         exam = assistant.examine("When does the ICO handle rectification?")
     assert exam.evidence.best > 0.3
     assert "no stored sentence vectors" in caplog.text
+
+    report = build_index(settings, [SAMPLE_DIR], embedder)
+    assert (report.updated, report.unchanged) == (5, 0)
+    index = open_index(settings, write=False, embedder=embedder)
+    try:
+        assert index.catalog.count_sentence_vectors() == 5
+    finally:
+        index.close()
+    assert build_index(settings, [SAMPLE_DIR], embedder).unchanged == 5
 
 
 def test_deleting_or_replacing_a_decision_replaces_its_sentence_vectors(make_settings, embedder, sample_copy):

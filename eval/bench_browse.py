@@ -243,15 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         "slowest": [t.__dict__ for t in sorted(timings, key=lambda t: -t.ms)[:10]],
         "command": "python -m eval.bench_browse " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"browse-{decisions}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"{decisions} decisions on {cpu.describe()}")
-    for kind, s in summary.items():
-        print(f"  {kind:10s} n={s['n']:4d}  p50 {s['p50_ms']:7.1f} ms  p95 {s['p95_ms']:7.1f} ms  "
-              f"max {s['max_ms']:7.1f} ms")
-    print(f"target p95 <= {TARGET_P95_MS:.0f} ms: {'met' if result['meets_target'] else 'NOT met'}; wrote {out}")
-    return 0
+    return write_report(result, args.out / f"browse-{decisions}.json", f"{decisions} decisions on {cpu.describe()}")
 
 
 def main_through_app(args: argparse.Namespace, argv: list[str] | None) -> int:
@@ -274,11 +266,16 @@ def main_through_app(args: argparse.Namespace, argv: list[str] | None) -> int:
         "slowest": [t.__dict__ for t in sorted(timings, key=lambda t: -t.ms)[:10]],
         "command": "python -m eval.bench_browse " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"browse-app-{decisions}.json"
+    return write_report(result, args.out / f"browse-app-{decisions}.json",
+                        f"{decisions} decisions, through the app, on {cpu.describe()}")
+
+
+def write_report(result: dict, out: Path, title: str) -> int:
+    """Write the JSON and print the summary table; exit code 0."""
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"{decisions} decisions, through the app, on {cpu.describe()}")
-    for kind, s in summary.items():
+    print(title)
+    for kind, s in result["summary"].items():
         print(f"  {kind:10s} n={s['n']:4d}  p50 {s['p50_ms']:7.1f} ms  p95 {s['p95_ms']:7.1f} ms  "
               f"max {s['max_ms']:7.1f} ms")
     print(f"target p95 <= {TARGET_P95_MS:.0f} ms: {'met' if result['meets_target'] else 'NOT met'}; wrote {out}")

@@ -177,14 +177,15 @@ class Catalog:
         """Content hash, source path and chunk ids of a decision, if indexed."""
         with self._lock:
             row = self._conn.execute(
-                "SELECT doc_id, content_hash, source_path FROM decisions WHERE doc_id=?", (doc_id,)
+                "SELECT doc_id, content_hash, source_path, "
+                "EXISTS(SELECT 1 FROM sentence_vectors s WHERE s.doc_id = d.doc_id) AS vectors "
+                "FROM decisions d WHERE doc_id=?", (doc_id,)
             ).fetchone()
             if row is None:
                 return None
             ids = tuple(r[0] for r in self._conn.execute(
                 "SELECT chunk_id FROM chunks WHERE doc_id=? ORDER BY position", (doc_id,)))
-            vectors = self._conn.execute("SELECT 1 FROM sentence_vectors WHERE doc_id=?", (doc_id,)).fetchone()
-        return DecisionState(row["doc_id"], row["content_hash"], row["source_path"], ids, vectors is not None)
+        return DecisionState(row["doc_id"], row["content_hash"], row["source_path"], ids, bool(row["vectors"]))
 
     def doc_with_hash(self, content_hash: str) -> DecisionState | None:
         """The decision that already has this exact content, if any."""

@@ -156,7 +156,7 @@ class Embedder:
         """The torch twin of OnnxSentenceEncoder.encode_spans: same tokenizer, truncation and pooling."""
         import torch
 
-        from ingest.onnx_embed import pool_spans
+        from ingest.onnx_embed import mean_pool, pool_spans
 
         model = self._load()
         transformer = model[0]
@@ -170,10 +170,7 @@ class Embedder:
             with torch.inference_mode():
                 hidden = transformer.auto_model(**enc).last_hidden_state.numpy()
             mask = enc["attention_mask"].numpy()
-            weights = mask[..., None].astype(np.float32)
-            vectors = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-            out[start:start + len(part)] = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True),
-                                                             1e-12, None)
+            out[start:start + len(part)] = mean_pool(hidden, mask)
             for row in range(len(part)):
                 if spans[start + row]:
                     n = int(mask[row].sum())

@@ -378,7 +378,7 @@ class Indexer:
         """Ingest files/directories; returns the report. Bad files are listed, the rest still ingested."""
         started = time.perf_counter()
         report = IngestReport()
-        catalog, store = self.index.catalog, self.index.store
+        catalog = self.index.catalog
         run_id = catalog.start_run()
         if self.needs_reconcile():
             report.recovered = self.reconcile()

@@ -273,16 +273,21 @@ class OnnxSentenceEncoder:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         pooled_spans: list[list[np.ndarray | None]] = [[] for _ in texts]
         for idx, hidden, mask, encodings in self._forward(texts, batch_size):
-            weights = mask[..., None].astype(np.float32)
-            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-            pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)  # Embedder's contract
-            out[idx] = pooled
+            out[idx] = mean_pool(hidden, mask)
             if spans is not None:
                 for row, i in enumerate(idx):
                     if spans[i]:
                         n = len(encodings[row].ids)
                         pooled_spans[i] = pool_spans(hidden[row, :n], encodings[row].offsets, spans[i])
         return out, pooled_spans
+
+
+def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per text, the mean of its token states over the attention mask, L2-normalised (sentence-transformers'
+    Pooling + Normalize; the Embedder's contract)."""
+    weights = mask[..., None].astype(np.float32)
+    pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+    return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
 
 def pool_spans(hidden: np.ndarray, offsets: Sequence[tuple[int, int]],

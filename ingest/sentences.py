@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -61,8 +61,8 @@ class SentenceStats:
     continuation_texts: int = 0
 
     def add(self, other: SentenceStats) -> None:
-        for name in ("sentences", "pooled", "continued", "alone", "continuation_texts"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 @dataclass
@@ -71,7 +71,7 @@ class _Target:
     paragraph: int
     text: str
     vector: np.ndarray | None = None
-    where: tuple[int, int, int] | None = None  # (chunk index, start, end) in the chunk's embedded text
+    chunk: int | None = None  # index of the chunk whose embedded text holds it whole
 
 
 def decision_sentences(decision: Decision) -> list[tuple[int, str]]:
@@ -101,12 +101,12 @@ def _locate(chunks: Sequence[Chunk], texts: Sequence[str], by_paragraph: dict[tu
         spans: list[tuple[int, int]] = []
         for number in chunk.paragraphs:
             for target in by_paragraph.get((chunk.doc_id, number), []):
-                if target.where is not None:
+                if target.chunk is not None:
                     continue
                 at = text.find(target.text, cursor)
                 if at < 0:
                     continue
-                target.where = (index, at, at + len(target.text))
+                target.chunk = index
                 cursor = at + len(target.text)
                 targets.append(target)
                 spans.append((at, at + len(target.text)))
@@ -125,7 +125,7 @@ def _continuations(done: _Pass, chunks: Sequence[Chunk], with_header: bool) -> _
         if not missing or missing[0][1][0] == spans[0][0]:
             continue  # nothing left, or the first sentence itself is not reached: no progress possible
         cut = missing[0][1][0]
-        header = chunks[missing[0][0].where[0]].header if with_header else ""
+        header = chunks[missing[0][0].chunk].header if with_header else ""
         prefix = f"{header}\n" if header else ""
         nxt.texts.append(prefix + text[cut:])
         nxt.targets.append([t for t, _ in missing])
@@ -150,11 +150,13 @@ def embed_chunks_and_sentences(embedder: Embedder, items: Sequence[tuple[Decisio
     stats.sentences = sum(len(t) for t in by_decision.values())
 
     current = _locate(chunks, texts, by_paragraph)
-    vectors, pooled = embedder.embed_with_spans(current.texts, current.spans)
+    vectors = None
     for round_ in range(MAX_CONTINUATIONS + 1):
+        encoded, pooled = embedder.embed_with_spans(current.texts, current.spans)
         if round_:
             stats.continuation_texts += len(current.texts)
-            _, pooled = embedder.embed_with_spans(current.texts, current.spans)
+        else:
+            vectors = encoded  # the chunks' own vectors come from the first pass
         for targets, found in zip(current.targets, pooled):
             for target, vector in zip(targets, found):
                 if vector is not None and target.vector is None:

@@ -204,8 +204,7 @@ class Assistant:
             notes.append(uncovered)
         t = time.perf_counter()
         evidence = sentence_evidence(self.index.embedder, expand_acronyms(query.standalone), retrieval.hits,
-                                     decisions, self.index.catalog.sentence_vectors(
-                                         list(dict.fromkeys(h.chunk.doc_id for h in retrieval.hits))[:8]))
+                                     decisions, self.index.catalog.sentence_vectors)
         timings["evidence_ms"] = (time.perf_counter() - t) * 1000
         explicit = any(f not in query.inferred_filters for f in query.filters.to_dict())
         terms = list(dict.fromkeys(stem(w) for w in query_terms(query.standalone + " " + query.text)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,15 +35,16 @@ class SentenceEvidence:
 
 
 def sentence_evidence(embedder: Embedder, question: str, hits: Sequence[Hit], decisions: Mapping[str, Decision],
-                      stored: Mapping[str, SentenceVectors] | None = None, max_decisions: int = 5,
+                      stored: Callable[[Sequence[str]], Mapping[str, SentenceVectors]] | None = None,
+                      max_decisions: int = 5,
                       max_sentences: int = 64) -> SentenceEvidence:
     """Compare the question with the sentences of the first decisions' summaries and hit paragraphs.
 
     The summary is always examined: it states the finding and the remedy, which is often what was asked. The
     sentences' vectors come from the index (stored at ingest, ingest/sentences.py), so a question costs one
-    embedding; a decision ingested before the index stored them has its sentences embedded here instead.
+    embedding; `stored` loads them for the decisions examined. A decision ingested before the index stored them
+    has its sentences embedded here instead.
     """
-    stored = stored or {}
     occurrences: dict[str, list[tuple[str, int]]] = {}
     docs: list[str] = []
     for hit in hits:
@@ -67,7 +68,9 @@ def sentence_evidence(embedder: Embedder, question: str, hits: Sequence[Hit], de
     if not texts:
         return SentenceEvidence()
     q = embedder.embed_query(question)
-    rows = {doc: sv.lookup() for doc, sv in stored.items() if doc in docs}
+    vectors = stored(docs) if stored else {}  # the examined decisions' stored sentence vectors
+    rows = {doc: sv.lookup() for doc, sv in vectors.items()}
+    stored_sims = {doc: sv.vectors.astype(np.float32) @ q for doc, sv in vectors.items()}  # one product each
     missing = [t for t in texts if any((n, t) not in rows.get(doc, {}) for doc, n in occurrences[t])]
     if missing:
         _warn_unstored(sorted({doc for t in missing for doc, _ in occurrences[t] if doc not in rows}))
@@ -77,7 +80,7 @@ def sentence_evidence(embedder: Embedder, question: str, hits: Sequence[Hit], de
     for t in texts:
         for doc, number in occurrences[t]:
             row = rows.get(doc, {}).get((number, t))
-            sim = float(stored[doc].vectors[row].astype(np.float32) @ q) if row is not None else float(fresh[t])
+            sim = float(stored_sims[doc][row]) if row is not None else float(fresh[t])
             by_doc.setdefault(doc, {})[t] = max(sim, by_doc.get(doc, {}).get(t, -1.0))
             similarity[t] = max(sim, similarity.get(t, -1.0))
     return SentenceEvidence(similarity, max(similarity.values()), by_doc)
@@ -88,12 +91,12 @@ _warned: set[str] = set()
 
 def _warn_unstored(doc_ids: Sequence[str]) -> None:
     """Say once per decision that its sentences are embedded per question (an index from before ingest stored
-    them): answers are slower and their evidence is measured the old way until the index is rebuilt."""
+    them): answers are slower and their evidence is measured the old way until its files are ingested again."""
     new = [d for d in doc_ids if d not in _warned]
     if new:
         _warned.update(new)
-        log.warning("%d decision(s) have no stored sentence vectors (%s...): rebuild the index for faster, "
-                    "consistent answers: python -m ingest --rebuild PATH...", len(new), ", ".join(new[:3]))
+        log.warning("%d decision(s) have no stored sentence vectors (%s...): ingest the same files again to add them "
+                    "(python -m ingest PATH...) for faster, consistent answers", len(new), ", ".join(new[:3]))
 
 
 _NAMED_COUNCIL = re.compile(

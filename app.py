@@ -30,7 +30,7 @@ from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rag.settings import apply_offline_environment
+from core.settings import apply_offline_environment
 
 # Before gradio is imported anywhere: it reads GRADIO_ANALYTICS_ENABLED at import time.
 apply_offline_environment()
@@ -43,8 +43,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
 if TYPE_CHECKING:
     import gradio as gr
 
+    from core.settings import Settings
     from rag.assistant import Assistant
-    from rag.settings import Settings
 
 log = logging.getLogger("app")
 
@@ -253,15 +253,29 @@ def build_app(assistant: "Assistant", settings: "Settings") -> "gr.Blocks":
     """The chat UI over an opened Assistant. Launch it with launch(demo, settings)."""
     import gradio as gr
 
+    from core.errors import OmbudsError, QuestionError
+    from core.types import Answer, Filters
     from rag.browse import BrowseQuery, DecisionBrowser
-    from rag.errors import OmbudsError, QuestionError
     from rag.jsonl_log import append_jsonl, ensure_private_dir
-    from rag.types import Answer, Filters
-    from rag.ui_render import (Turn, audit_record, chat_messages, export_markdown, feedback_record, history,
-                               sources_panel, status_markdown)
     from rag.similar import similar_decisions
-    from rag.ui_viewer import (browse_message_html, browse_table_html, parse_paragraphs, query_from_params,
-                               viewer_html, viewer_placeholder)
+    from rag.ui_render import (
+        Turn,
+        audit_record,
+        chat_messages,
+        export_markdown,
+        feedback_record,
+        history,
+        sources_panel,
+        status_markdown,
+    )
+    from rag.ui_viewer import (
+        browse_message_html,
+        browse_table_html,
+        parse_paragraphs,
+        query_from_params,
+        viewer_html,
+        viewer_placeholder,
+    )
 
     browser = DecisionBrowser(assistant.index.catalog)
     try:
@@ -732,8 +746,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def setup_app_logging(settings: "Settings") -> None:
     """Logs to stderr and to log_dir/app.log (owner-only): tracebacks go here, never to the page."""
+    from core.logs import setup_logging
     from rag.jsonl_log import OWNER_ONLY_FILE, ensure_private_dir
-    from rag.logs import setup_logging
 
     setup_logging(settings.log_level)
     ensure_private_dir(settings.log_dir)
@@ -747,8 +761,8 @@ def setup_app_logging(settings: "Settings") -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: 0 after a normal shutdown, 2 for configuration, access or index problems."""
     args = build_parser().parse_args(argv)
-    from rag.errors import ConfigError, IndexStateError
-    from rag.settings import load_settings
+    from core.errors import ConfigError, IndexStateError
+    from core.settings import load_settings
 
     try:
         settings = load_settings(host=args.host, port=args.port, index_dir=args.index_dir, chroma_url=args.chroma_url,

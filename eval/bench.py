@@ -154,7 +154,7 @@ def machine() -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 
 def _settings(index_dir: Path, backend: str, batch_size: int, **extra: Any):
-    from rag.settings import load_settings
+    from core.settings import load_settings
 
     return load_settings(index_dir=index_dir, log_dir=index_dir.parent / "logs", embedding_backend=backend,
                          embed_batch_size=batch_size, **extra)
@@ -241,8 +241,8 @@ def stage_project(spec: dict[str, Any]) -> dict[str, Any]:
 def _naive_embeddings():
     from langchain_huggingface import HuggingFaceEmbeddings
 
+    from core.settings import PACKAGED_EMBEDDING_MODEL
     from ingest.embed import resolve_model
-    from rag.settings import PACKAGED_EMBEDDING_MODEL
 
     emb = HuggingFaceEmbeddings(model_name=resolve_model(PACKAGED_EMBEDDING_MODEL), model_kwargs={"device": "cpu"})
     emb.embed_query("warm up the model")
@@ -287,9 +287,9 @@ def _fill_project(settings, target_chunks: int, seed: int, first_index: int) -> 
     """Grow the project index to about target_chunks by copying its base decisions (see module docstring)."""
     import numpy as np
 
+    from core.casenum import case_number_slug
     from eval.synth import case_number
     from ingest.index import open_index
-    from rag.casenum import case_number_slug
 
     index = open_index(settings, write=True, embedder=_embedder(settings.embedding_backend,
                                                                 settings.embed_batch_size))
@@ -386,9 +386,9 @@ def questions(n: int, seed: int, case_numbers: Sequence[str]) -> list[str]:
 
 
 def _measure_project_queries(settings, qs: Sequence[str], warmup: int = 3) -> dict[str, Any]:
+    from core.types import Filters
     from ingest.index import open_index
     from rag.assistant import Assistant
-    from rag.types import Filters
 
     index = open_index(settings, write=False, create=False,
                        embedder=_embedder(settings.embedding_backend, settings.embed_batch_size))
@@ -514,7 +514,7 @@ def run_stage(name: str, spec: dict[str, Any], in_process: bool) -> dict[str, An
 
 def worker(spec_file: Path) -> int:
     """Entry point of a stage subprocess: print the result as the last line of stdout."""
-    from rag.settings import apply_offline_environment
+    from core.settings import apply_offline_environment
 
     apply_offline_environment()
     import logging
@@ -671,7 +671,7 @@ def summary(results: dict[str, Any]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    from rag.settings import load_settings
+    from core.settings import load_settings
 
     defaults = load_settings()
     p = argparse.ArgumentParser(prog="python -m eval.bench", description=__doc__.split("\n\n")[0])
@@ -702,7 +702,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: 0 done, 1 a stage failed, 2 bad arguments."""
-    from rag.settings import apply_offline_environment
+    from core.settings import apply_offline_environment
 
     apply_offline_environment()
     parser = build_parser()

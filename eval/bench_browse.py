@@ -94,9 +94,9 @@ def summarise(timings: list[Timing]) -> dict[str, Any]:
 def run(catalog_path: Path, rounds: int, seed: int = 1) -> list[Timing]:
     """Time searches and page changes as the app does them (search + render), on a fresh browser object
     (and each round forgets the cached results, so every round's searches are computed afresh)."""
+    from core.types import Filters
     from ingest.catalog import Catalog
     from rag.browse import BrowseQuery, DecisionBrowser
-    from rag.types import Filters
     from rag.ui_viewer import browse_table_html
 
     catalog = Catalog(catalog_path, create=False)
@@ -141,10 +141,10 @@ def run_through_app(n: int, rounds: int, seed: int = 1) -> list[Timing]:
     from gradio_client import Client
 
     from app import build_app, launch
+    from core.settings import PROJECT_ROOT, load_settings
     from ingest.catalog import Catalog
     from ingest.index import Indexer, open_index
     from rag.assistant import Assistant
-    from rag.settings import PROJECT_ROOT, load_settings
 
     with tempfile.TemporaryDirectory(prefix="bench-browse-app-") as tmp:
         import socket
@@ -197,10 +197,10 @@ def run_through_app(n: int, rounds: int, seed: int = 1) -> list[Timing]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
+    from core.logs import setup_logging
     from ingest.catalog import Catalog
     from ingest.cpu import cpu_info
     from rag.browse import DecisionBrowser
-    from rag.logs import setup_logging
 
     p = argparse.ArgumentParser(prog="python -m eval.bench_browse", description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=50_000, help="synthetic decisions in the catalog (default 50000)")
@@ -248,8 +248,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def main_through_app(args: argparse.Namespace, argv: list[str] | None) -> int:
     """--through-app: the same report, measured as the page's requests see it (minus the browser's drawing)."""
+    from core.settings import apply_offline_environment
     from ingest.cpu import cpu_info
-    from rag.settings import apply_offline_environment
 
     apply_offline_environment()
     timings = run_through_app(args.n, args.rounds)

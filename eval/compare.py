@@ -33,9 +33,20 @@ from typing import Any
 
 from eval.gold import GoldQuestion, load_gold
 from eval.metrics import Sample, mean_of, paired_test
-from eval.run import (PROJECT_ROOT, CorpusInfo, RunRecord, add_common_arguments, build_report, check_paths,
-                      describe_index, evaluate_assistant, git_state, ingest_corpus, open_assistant,
-                      write_run_outputs)
+from eval.run import (
+    PROJECT_ROOT,
+    CorpusInfo,
+    RunRecord,
+    add_common_arguments,
+    build_report,
+    check_paths,
+    describe_index,
+    evaluate_assistant,
+    git_state,
+    ingest_corpus,
+    open_assistant,
+    write_run_outputs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +224,7 @@ def _p(value: float | None) -> str:
 
 def render_markdown(table: Mapping[str, Any]) -> str:
     """compare.md: the configurations side by side, then the paired differences against the reference."""
-    from eval.report import markdown_table, fmt_estimate, fmt_value
+    from eval.report import fmt_estimate, fmt_value, markdown_table
 
     ref = table["reference"]
     metrics = table["table_metrics"]
@@ -313,7 +324,7 @@ def build_parser(prog: str = "python -m eval compare") -> argparse.ArgumentParse
 
 def main(argv: list[str] | None = None, prog: str = "python -m eval compare") -> int:
     """Entry point: 0 done, 1 failed while running, 2 usage or configuration error."""
-    from rag.settings import apply_offline_environment
+    from core.settings import apply_offline_environment
 
     apply_offline_environment()
     parser = build_parser(prog)
@@ -328,10 +339,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m eval compare") ->
     if args.k is not None and not 1 <= args.k <= 100:
         parser.error(f"--k {args.k}: use 1 to 100")
 
+    from core.errors import ConfigError, OmbudsError, cli_error
+    from core.logs import setup_logging
+    from core.settings import load_settings
     from eval.gold import GoldError
-    from rag.errors import ConfigError, OmbudsError, cli_error
-    from rag.logs import setup_logging
-    from rag.settings import load_settings
 
     setup_logging("WARNING")
     try:

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag.casenum import normalise_case_number
-from rag.errors import OmbudsError
+from core.casenum import normalise_case_number
+from core.errors import OmbudsError
 
 TYPES = ("specific", "topical", "lookup", "filter", "paraphrase", "follow-up", "unanswerable")
 FIELDS = {"id", "question", "gold_cases", "reference_answer", "key_facts", "type", "history", "filters"}

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rag.errors import BackendError
+from core.errors import BackendError
 from rag.prompts import load_prompt
 
 log = logging.getLogger(__name__)

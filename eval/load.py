@@ -34,14 +34,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from app import is_loopback
+from core.errors import ConfigError, IndexStateError
 from rag.assistant import ABSTAIN_TEXT
-from rag.errors import ConfigError, IndexStateError
 
 if TYPE_CHECKING:
     from gradio_client import Client
 
+    from core.settings import Settings
     from ingest.embed import Embedder
-    from rag.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = PROJECT_ROOT / "bench" / "results" / "load.json"
@@ -449,9 +449,9 @@ def app_in_process(index_dir: Path | None, embedder: Embedder | None = None) -> 
     """(url, settings) of the app over index_dir on a free 127.0.0.1 port, uploads off, logs in a temporary
     folder; the same build_app/launch path as tests/app/conftest.py. Pass an embedder to share a loaded model."""
     from app import build_app, launch
+    from core.settings import load_settings
     from ingest.index import open_index
     from rag.assistant import Assistant
-    from rag.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="ombuds-load-") as tmp:
         settings = load_settings(index_dir=index_dir, log_dir=Path(tmp) / "logs", host="127.0.0.1",
@@ -549,7 +549,7 @@ def build_parser(prog: str = "python -m eval.load") -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, *, embedder: Embedder | None = None) -> int:
     """Entry point; `embedder` lets a caller share an already loaded embedding model with the in-process app."""
-    from rag.settings import apply_offline_environment, load_settings
+    from core.settings import apply_offline_environment, load_settings
 
     apply_offline_environment()
     args = build_parser().parse_args(argv)
@@ -581,7 +581,7 @@ def main(argv: list[str] | None = None, *, embedder: Embedder | None = None) -> 
 
 
 if __name__ == "__main__":
-    from rag.logs import setup_logging
+    from core.logs import setup_logging
 
     setup_logging("WARNING")  # 20 clients' HTTP requests at INFO would bury the table
     sys.exit(main())

@@ -85,10 +85,10 @@ class NaiveBaseline:
         from langchain_huggingface import HuggingFaceEmbeddings
         from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+        from core.errors import ParseError
         from ingest.embed import resolve_model
         from ingest.index import iter_decision_files
         from ingest.parse import parse_file
-        from rag.errors import ParseError
 
         splitter = RecursiveCharacterTextSplitter(chunk_size=CHUNK_SIZE, chunk_overlap=CHUNK_OVERLAP)
         documents = []

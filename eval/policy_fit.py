@@ -252,10 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: 0 done, 2 usage or configuration error."""
+    from core.errors import OmbudsError, cli_error
+    from core.logs import setup_logging
+    from core.settings import apply_offline_environment, load_settings
     from eval.run import evaluation_index, git_state, open_assistant
-    from rag.errors import OmbudsError, cli_error
-    from rag.logs import setup_logging
-    from rag.settings import apply_offline_environment, load_settings
 
     apply_offline_environment()
     args = build_parser().parse_args(argv)

@@ -25,15 +25,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eval.gold import GoldQuestion, file_sha256, load_gold
-from eval.metrics import (DocRef, Metric, Sample, default_metrics, latency_stages, score_samples, summarise,
-                          worst_questions)
+from eval.metrics import (
+    DocRef,
+    Metric,
+    Sample,
+    default_metrics,
+    latency_stages,
+    score_samples,
+    summarise,
+    worst_questions,
+)
 
 if TYPE_CHECKING:
+    from core.settings import Settings
+    from core.types import Answer
     from eval.judge import Judge
     from ingest.embed import Embedder
     from rag.assistant import Assistant
-    from rag.settings import Settings
-    from rag.types import Answer
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +78,7 @@ def corpus_fingerprint(catalog: Any) -> str:
 
 def is_default_index(settings: Settings) -> bool:
     """True for the index the app serves (fictional evaluation decisions must not go there)."""
-    from rag.settings import Settings
+    from core.settings import Settings
 
     return not settings.chroma_url and Path(settings.index_dir).resolve() == Settings().index_dir.resolve()
 
@@ -133,7 +141,7 @@ _DOC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{3,80}$")
 
 def citation_refs(text: str) -> list[str]:
     """Decision labels referenced by the bracketed citations in an answer, one entry per reference."""
-    from rag.casenum import normalise_case_number
+    from core.casenum import normalise_case_number
 
     refs: list[str] = []
     for m in _BRACKET.finditer(text):
@@ -177,9 +185,9 @@ def decision_ranking(assistant: Assistant, q: GoldQuestion, answer: Answer) -> l
     The query is analysed again exactly as the assistant did; an LLM's standalone rewrite of a follow-up
     is taken from the Answer rather than asked for again.
     """
+    from core.types import Filters
     from rag.answer import ChatBackend
     from rag.query import coerce_history
-    from rag.types import Filters
 
     messages = coerce_history(list(q.history))
     rewrite = None
@@ -288,7 +296,7 @@ def git_state(root: Path = PROJECT_ROOT) -> dict[str, Any]:
 
 def prompt_versions(settings: Settings) -> dict[str, str | None]:
     """Versions of the prompt files the settings point at (recorded even for the extractive backend)."""
-    from rag.errors import ConfigError
+    from core.errors import ConfigError
     from rag.prompts import load_prompt
 
     out: dict[str, str | None] = {}
@@ -469,7 +477,7 @@ def check_paths(parser: argparse.ArgumentParser, gold: Path, corpus: Sequence[Pa
 
 def main(argv: list[str] | None = None, prog: str = "python -m eval run") -> int:
     """Entry point: 0 done, 1 failed while running, 2 usage or configuration error."""
-    from rag.settings import apply_offline_environment
+    from core.settings import apply_offline_environment
 
     apply_offline_environment()
     parser = build_parser(prog)
@@ -478,10 +486,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m eval run") -> int
     if bool(args.judge_base_url) != bool(args.judge_model):
         parser.error("--judge-base-url and --judge-model go together")
 
+    from core.errors import ConfigError, OmbudsError, cli_error
+    from core.logs import setup_logging
+    from core.settings import load_settings
     from eval.gold import GoldError
-    from rag.errors import ConfigError, OmbudsError, cli_error
-    from rag.logs import setup_logging
-    from rag.settings import load_settings
 
     setup_logging("WARNING")
     try:

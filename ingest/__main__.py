@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from rag.settings import apply_offline_environment
+from core.settings import apply_offline_environment
 
 log = logging.getLogger("ingest")
 
@@ -57,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 all fine, 1 some files failed, 2 usage/configuration)."""
     apply_offline_environment()
     args = build_parser().parse_args(argv)
-    from rag.errors import OmbudsError
-    from rag.logs import setup_logging
-    from rag.settings import load_settings
+    from core.errors import OmbudsError
+    from core.logs import setup_logging
+    from core.settings import load_settings
 
     try:
         settings = load_settings(index_dir=args.index_dir, chroma_url=args.chroma_url, collection=args.collection,

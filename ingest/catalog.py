@@ -21,11 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import IndexBusyError, IndexStateError
+from core.text import (
+    query_terms,  # noqa: F401  (re-exported for callers)
+    stem,
+)
+from core.types import Chunk, Decision, Filters
 from ingest.sentences import SentenceVectors
-from rag.errors import IndexBusyError, IndexStateError
-from rag.text import query_terms  # noqa: F401  (re-exported for callers)
-from rag.text import stem
-from rag.types import Chunk, Decision, Filters
 
 log = logging.getLogger(__name__)
 

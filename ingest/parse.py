@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from rag.casenum import CASE_NUMBER_RE, case_number_slug, normalise_case_number
-from rag.errors import ParseError
-from rag.types import Decision, Paragraph, Remedy, Section
+from core.casenum import CASE_NUMBER_RE, case_number_slug, normalise_case_number
+from core.errors import ParseError
+from core.types import Decision, Paragraph, Remedy, Section
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 The evidence check (rag/evidence.py) and the extractive answer compare the question with single sentences of
 the retrieved decisions. Embedding those sentences at question time was 85-90% of an answer's time. Here each
-evidence sentence of a decision (rag.text.evidence_sentences: the summary's and every paragraph's) gets a
+evidence sentence of a decision (core.text.evidence_sentences: the summary's and every paragraph's) gets a
 vector while its chunk is embedded: the mean of the chunk's token states over the sentence's characters,
 "span pooling". A sentence the chunk's encoding does not reach (the model reads 256 word pieces; a chunk with
 its header can be longer) is pooled from a continuation pass over the rest of the chunk, with the same header;
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from core.text import evidence_sentences
+from core.types import Chunk, Decision
 from ingest.embed import Embedder
-from rag.text import evidence_sentences
-from rag.types import Chunk, Decision
 
 log = logging.getLogger(__name__)
 

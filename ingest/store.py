@@ -15,8 +15,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from rag.errors import ConfigError, IndexMismatchError, IndexStateError, OmbudsError
-from rag.types import Chunk
+from core.errors import ConfigError, IndexMismatchError, IndexStateError, OmbudsError
+from core.types import Chunk
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ Example:
     >>> [c.label for c in ans.citations]                            # doctest: +SKIP
     ['24 005 748 ¶8', '002_7d099216e168a9a0 ¶12', '23 009 429 ¶7', ...]
 
-Names are imported lazily so that `import rag.types` (used by the ingest package) stays light.
+Names are imported lazily so that `import rag` stays light; the values and settings live in the core package.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typing import Any
 
 _EXPORTS = {
     "Assistant": "rag.assistant",
-    "Answer": "rag.types", "Chunk": "rag.types", "Citation": "rag.types", "Decision": "rag.types",
-    "Filters": "rag.types", "Hit": "rag.types", "Message": "rag.types",
-    "Settings": "rag.settings", "load_settings": "rag.settings",
-    "BackendError": "rag.errors", "ConfigError": "rag.errors", "IndexBusyError": "rag.errors",
-    "IndexMismatchError": "rag.errors", "IndexStateError": "rag.errors", "OmbudsError": "rag.errors",
-    "ParseError": "rag.errors", "QuestionError": "rag.errors",
+    "Answer": "core.types", "Chunk": "core.types", "Citation": "core.types", "Decision": "core.types",
+    "Filters": "core.types", "Hit": "core.types", "Message": "core.types",
+    "Settings": "core.settings", "load_settings": "core.settings",
+    "BackendError": "core.errors", "ConfigError": "core.errors", "IndexBusyError": "core.errors",
+    "IndexMismatchError": "core.errors", "IndexStateError": "core.errors", "OmbudsError": "core.errors",
+    "ParseError": "core.errors", "QuestionError": "core.errors",
 }
 
 __all__ = sorted(_EXPORTS)

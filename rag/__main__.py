@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from rag.settings import apply_offline_environment
+from core.settings import apply_offline_environment
 
 
 def _date(value: str) -> str:
@@ -58,11 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: exit 0 answered, 1 abstained or failed at run time, 2 usage/configuration errors."""
     apply_offline_environment()
     args = build_parser().parse_args(argv)
+    from core.errors import ConfigError, IndexStateError, OmbudsError, QuestionError
+    from core.logs import setup_logging
+    from core.settings import load_settings
+    from core.types import Answer, Filters
     from rag.assistant import Assistant
-    from rag.errors import ConfigError, IndexStateError, OmbudsError, QuestionError
-    from rag.logs import setup_logging
-    from rag.settings import load_settings
-    from rag.types import Answer, Filters
 
     try:
         settings = load_settings(

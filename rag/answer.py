@@ -19,15 +19,15 @@ from typing import Any
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.output_parsers import StrOutputParser
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
-from ingest.chunk import get_encoding
-from rag.errors import BackendError, ConfigError
+from core.errors import BackendError, ConfigError
+from core.text import addressed_to_a_model, display_date, sentences_of, stems
+from core.tokens import get_encoding
+from core.types import Decision, Hit, Message, citation_label, decision_heading, hit_paragraphs
 from rag.prompts import Prompt, load_prompt
-from rag.text import addressed_to_a_model, sentences_of, stems  # noqa: F401  (re-exported)
-from rag.types import Decision, Hit, Message
 
 log = logging.getLogger(__name__)
 
@@ -46,32 +46,6 @@ class AnswerContext:
     history: Sequence[Message] = field(default_factory=list)
     sentence_similarity: dict[str, float] = field(default_factory=dict)
     lookup: bool = False  # the question named its decision by case number: "what was decided" is its summary
-
-
-def citation_label(decision: Decision, paragraph: int) -> str:
-    """'[23 009 429 ¶5]' (or '[23 009 429 summary]' for the summary)."""
-    return f"[{decision.label} summary]" if paragraph == 0 else f"[{decision.label} ¶{paragraph}]"
-
-
-def decision_heading(decision: Decision) -> str:
-    """'**Staffordshire County Council — 23 009 429** (23 Oct 2023; Closed after initial enquiries)'."""
-    who = decision.authority or "Council not stated"
-    case = decision.case_number or f"decision {decision.doc_id} (no case number)"
-    date = decision.decision_date.strftime("%d %b %Y").lstrip("0") if decision.decision_date else "date not stated"
-    outcome = decision.outcome or "outcome not stated"
-    return f"**{who} — {case}** ({date}; {outcome})"
-
-
-def hit_paragraphs(hit: Hit, decision: Decision) -> list[tuple[int, str]]:
-    """(number, text) of the paragraphs a hit covers; 0 is the summary."""
-    out = []
-    for n in hit.chunk.paragraphs:
-        if n == 0:
-            if decision.summary:
-                out.append((0, decision.summary))
-        elif (p := decision.paragraph(n)) is not None:
-            out.append((n, p.text))
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,7 +381,7 @@ class ChatBackend:
             decision = ctx.decisions.get(hit.chunk.doc_id)
             if decision is None:
                 continue
-            date = decision.decision_date.isoformat() if decision.decision_date else "date not stated"
+            date = display_date(decision.decision_date, iso=True)
             about = f"({decision.authority or 'council not stated'}, {date}, {decision.outcome or 'outcome not stated'})"
             for number, text in hit_paragraphs(hit, decision):
                 if (decision.doc_id, number) in seen or addressed_to_a_model(text):

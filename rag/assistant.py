@@ -10,17 +10,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import BackendError, ConfigError
+from core.settings import Settings, apply_offline_environment, load_settings
+from core.text import display_date, query_terms, stem
+from core.types import Answer, Citation, Decision, Filters, Hit, Message, Query
 from ingest.index import Index, open_index
 from rag.answer import NOT_FOUND, AnswerContext, ChatBackend, ExtractiveBackend, make_backend
 from rag.cite import CitationVerifier, StreamingVerifier, mark_uncited_sentences, supported_sentences
-from rag.errors import BackendError, ConfigError
 from rag.evidence import SentenceEvidence, named_councils, sentence_evidence
 from rag.policy import RULES, STATISTICS_QUESTION, Candidate, PolicyDecision, candidate_features, decide, load_model
 from rag.query import ACRONYMS, QueryAnalyser, coerce_history, expand_acronyms, find_authorities
-from rag.text import query_terms, stem
 from rag.retrieve import HybridRetriever, Retrieval, RetrievalConfig
-from rag.settings import Settings, apply_offline_environment, load_settings
-from rag.types import Answer, Citation, Decision, Filters, Hit, Message, Query
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +389,7 @@ class Assistant:
             d = decisions.get(doc_id) or self.index.catalog.decisions([doc_id]).get(doc_id)
             if d is None:
                 continue
-            date = d.decision_date.strftime("%d %b %Y").lstrip("0") if d.decision_date else "date not stated"
+            date = display_date(d.decision_date)
             nearest.append(f"- {d.label} — {d.authority or 'council not stated'}, {date}, "
                            f"{d.outcome or 'outcome not stated'}: {_short(d.summary)}")
         if not nearest:

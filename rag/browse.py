@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from core.casenum import case_number_slug, normalise_case_number
+from core.errors import IndexStateError, QuestionError
+from core.text import category_path
+from core.types import Decision, Filters
 from ingest.catalog import Catalog
-from rag.casenum import case_number_slug, normalise_case_number
-from rag.errors import IndexStateError, QuestionError
-from rag.types import Decision, Filters
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ class BrowseRow:
     @property
     def category_label(self) -> str:
         """'Education > School transport'."""
-        return " > ".join(x for x in (self.category, self.subcategory) if x)
+        return category_path(self.category, self.subcategory)
 
     @property
     def first_sentence(self) -> str:

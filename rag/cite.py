@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from rag.casenum import CASE_NUMBER_RE, normalise_case_number
-from rag.types import Citation, Decision
+from core.casenum import CASE_NUMBER_RE, normalise_case_number
+from core.types import Citation, Decision
 
 UNCITED_MARK = "⟨no citation⟩"
 REMOVED_MARK = "[citation removed]"
@@ -81,7 +81,7 @@ class CitationVerifier:
         return Citation(case_number=decision.case_number, doc_id=decision.doc_id, paragraph=paragraph,
                         quote=quote, authority=decision.authority, decision_date=decision.decision_date,
                         outcome=decision.outcome, url=decision.url,
-                        category=" > ".join(x for x in (decision.category, decision.subcategory) if x) or None)
+                        category=decision.category_path or None)
 
     def _check_ref(self, ref: str, v: Verification) -> list[str] | None:
         """Validate one reference inside brackets; returns the labels to keep, or None if not a citation."""

@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.text import evidence_sentences
+from core.types import Decision, Hit, hit_paragraphs
 from ingest.embed import Embedder
 from ingest.sentences import SentenceVectors
-from rag.answer import hit_paragraphs
-from rag.text import evidence_sentences
-from rag.types import Decision, Hit
 
 log = logging.getLogger(__name__)
 

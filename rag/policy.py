@@ -32,9 +32,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from rag.errors import ConfigError
-from rag.text import content_words, query_terms, stem
-from rag.types import Decision, Hit
+from core.errors import ConfigError
+from core.text import content_words, query_terms, stem
+from core.types import Decision, Hit
 
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "relevance.json"
 BACKGROUND_FILE = "background_words.json"

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.errors import ConfigError
+from core.errors import ConfigError
 
 
 @dataclass(frozen=True)

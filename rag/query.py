@@ -7,9 +7,9 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 
-from rag.casenum import find_case_numbers
-from rag.errors import QuestionError
-from rag.types import Filters, Message, Query
+from core.casenum import find_case_numbers
+from core.errors import QuestionError
+from core.types import Filters, Message, Query
 
 # Words that say nothing about which council is meant.
 _GENERIC_AUTHORITY_WORDS = {

@@ -16,11 +16,11 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
+from core.text import query_terms
+from core.types import Chunk, Filters, Hit, Query
 from ingest.catalog import Catalog
-from rag.text import query_terms
 from ingest.embed import Embedder
 from ingest.store import VectorStore
-from rag.types import Chunk, Filters, Hit, Query
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from core.types import Decision
 from ingest.catalog import Catalog
 from ingest.embed import Embedder
 from ingest.store import VectorStore
-from rag.types import Decision
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from rag.casenum import case_number_slug
+from core.casenum import case_number_slug
+from core.text import category_path
+from core.types import Answer, Citation, Filters, Hit
 from rag.cite import UNCITED_MARK
-from rag.types import Answer, Citation, Filters, Hit
 
 SNIPPET_CHARS = 420
 FILTER_LABELS = {"authority": "council", "category": "category", "outcome": "outcome", "since": "from",
@@ -144,7 +145,7 @@ def _hit_meta(hits: Iterable[Hit]) -> dict[str, dict[str, Any]]:
 
 
 def _category(meta: Mapping[str, Any]) -> str | None:
-    return " > ".join(x for x in (meta.get("category"), meta.get("subcategory")) if x) or None
+    return category_path(meta.get("category"), meta.get("subcategory")) or None
 
 
 def _short(text: str, limit: int = SNIPPET_CHARS) -> str:

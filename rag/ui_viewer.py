@@ -12,10 +12,10 @@ from urllib.parse import urlencode
 
 from jinja2 import Environment, select_autoescape
 
+from core.casenum import case_number_slug
+from core.types import Decision
 from rag.browse import BrowsePage, BrowseQuery
-from rag.casenum import case_number_slug
 from rag.similar import SimilarDecision
-from rag.types import Decision
 from rag.ui_render import describe_filters, format_date, safe_url
 
 _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True), trim_blocks=True,
@@ -136,7 +136,7 @@ def viewer_html(decision: Decision, cited: Sequence[int] = (), focus: int | None
                    "href": decision_href(decision_ref(s.label if s.label != s.doc_id else None, s.doc_id)),
                    "authority": s.authority, "outcome": s.outcome, "decision_date": s.decision_date,
                    "first": first_sentence(s.summary, 160)} for s in similar or ()]
-    category = " > ".join(x for x in (decision.category, decision.subcategory) if x)
+    category = decision.category_path
     return _VIEWER.render(d=decision, ref=ref, cited=cited_here, missing=missing, category=category,
                           focus=focus if focus in have else (cited_here[0] if cited_here else None),
                           url=safe_url(decision.url), share=decision_href(ref, cited_here),

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from rag.settings import apply_offline_environment
+from core.settings import apply_offline_environment
 
 apply_offline_environment()
 
@@ -34,7 +33,7 @@ def embedder():
 @pytest.fixture
 def make_settings(tmp_path):
     """Settings pointing at a fresh index folder under tmp_path (overrides as keyword arguments)."""
-    from rag.settings import load_settings
+    from core.settings import load_settings
 
     def factory(**overrides):
         overrides.setdefault("index_dir", tmp_path / "index")
@@ -58,7 +57,7 @@ def build_index(settings, paths, embedder):
 @pytest.fixture(scope="session")
 def sample_index_dir(tmp_path_factory, embedder):
     """An index of the five sample decisions, built once per run (tests must not write to it)."""
-    from rag.settings import load_settings
+    from core.settings import load_settings
 
     index_dir = tmp_path_factory.mktemp("sample-index")
     settings = load_settings(index_dir=index_dir)

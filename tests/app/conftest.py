@@ -62,7 +62,7 @@ def app_index_dir(sample_index_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def app_server(app_index_dir, embedder, tmp_path_factory):
     """The app over a copy of the sample index, uploads off, logs in a temporary folder."""
-    from rag.settings import load_settings
+    from core.settings import load_settings
 
     settings = load_settings(index_dir=app_index_dir, log_dir=tmp_path_factory.mktemp("app-logs") / "logs",
                              host="127.0.0.1", port=free_port(), allow_upload=False)
@@ -74,7 +74,7 @@ def app_server(app_index_dir, embedder, tmp_path_factory):
 @pytest.fixture(scope="session")
 def upload_app_server(sample_index_dir, embedder, tmp_path_factory):
     """The app over a private copy of the sample index with uploads on (tests may write to this one)."""
-    from rag.settings import load_settings
+    from core.settings import load_settings
 
     root = tmp_path_factory.mktemp("upload-app")
     index_dir = root / "index"

@@ -151,9 +151,9 @@ SYNTHETIC_ROWS = 60  # beside the 5 samples: 65 decisions, three pages of 25
 def browse_app(sample_index_dir, embedder, tmp_path_factory):
     """The app over a copy of the sample index plus 60 synthetic decisions written as catalog rows (what the
     browser reads; they have no passages, so the chat never cites them)."""
+    from core.settings import load_settings
     from eval.bench_browse import fill_catalog
     from ingest.catalog import Catalog
-    from rag.settings import load_settings
 
     from .conftest import _start, _stop, free_port
 
@@ -420,7 +420,7 @@ def test_keyboard_alone_reaches_the_tabs_the_search_and_the_viewer(browser, app_
 
 
 def test_a_shared_link_still_opens_its_decision_after_signing_in(browser, app_index_dir, embedder, tmp_path):
-    from rag.settings import load_settings
+    from core.settings import load_settings
 
     from .conftest import _start, _stop, free_port
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app import bind_problem, is_loopback
-from rag.settings import load_settings
+from core.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from conftest import ICO_ANSWERS
 
 from rag.jsonl_log import read_jsonl
@@ -153,7 +152,7 @@ def test_login_required_when_configured(app_index_dir, embedder, tmp_path):
     import httpx
     from gradio_client import Client
 
-    from rag.settings import load_settings
+    from core.settings import load_settings
 
     from .conftest import _start, _stop, free_port
 

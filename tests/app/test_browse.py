@@ -8,13 +8,13 @@ import shutil
 import sqlite3
 
 import pytest
-
 from conftest import SAMPLE_DIR, build_index
 
-from .conftest import HOSTILE_DECISION
+from core.errors import ConfigError, QuestionError
+from core.types import Filters
 from rag.browse import BrowseQuery, DecisionBrowser, first_sentence, fts_match
-from rag.errors import ConfigError, QuestionError
-from rag.types import Filters
+
+from .conftest import HOSTILE_DECISION
 
 
 @pytest.fixture
@@ -157,9 +157,9 @@ def test_csv_cells_cannot_become_formulas(tmp_path):
 
 def test_ingest_and_prune_keep_the_browser_in_step(sample_index_dir, embedder, tmp_path):
     """Once the browse index exists, its triggers follow every later ingest, change and removal."""
+    from core.settings import load_settings
     from ingest.catalog import Catalog
     from ingest.index import Indexer, open_index
-    from rag.settings import load_settings
 
     folder = tmp_path / "index"
     shutil.copytree(sample_index_dir, folder, ignore=shutil.ignore_patterns(".lock"))

@@ -7,10 +7,25 @@ import re
 
 import pytest
 
-from rag.types import Answer, Chunk, Citation, Filters, Hit
-from rag.ui_render import (Passage, Turn, answer_markdown, audit_record, card_id, chat_messages, describe_filters,
-                           escape_markdown, export_markdown, feedback_record, history, link_markers, safe_url,
-                           source_cards, sources_panel, status_markdown)
+from core.types import Answer, Chunk, Citation, Filters, Hit
+from rag.ui_render import (
+    Passage,
+    Turn,
+    answer_markdown,
+    audit_record,
+    card_id,
+    chat_messages,
+    describe_filters,
+    escape_markdown,
+    export_markdown,
+    feedback_record,
+    history,
+    link_markers,
+    safe_url,
+    source_cards,
+    sources_panel,
+    status_markdown,
+)
 
 HOSTILE = ('Mrs Y complained. <script>alert("x")</script> <img src=x onerror="alert(1)"> '
            "[click](javascript:alert(2)) ![pixel](http://198.51.100.7/p.png) & more")

@@ -7,12 +7,20 @@ import re
 
 import pytest
 
+from core.errors import ConfigError
+from core.types import Decision, Filters, Paragraph, Section
 from rag.browse import BrowsePage, BrowseQuery, BrowseRow
-from rag.errors import ConfigError
 from rag.similar import SimilarDecision
-from rag.types import Decision, Filters, Paragraph, Section
-from rag.ui_viewer import (browse_href, browse_message_html, browse_table_html, decision_href, parse_paragraphs,
-                           query_from_params, viewer_html, viewer_placeholder)
+from rag.ui_viewer import (
+    browse_href,
+    browse_message_html,
+    browse_table_html,
+    decision_href,
+    parse_paragraphs,
+    query_from_params,
+    viewer_html,
+    viewer_placeholder,
+)
 
 EVIL = '<script>window.__xss=1</script><img src=x onerror="alert(1)">'
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import load_settings
 from eval.compare import PAIRED_METRICS, build_table, parse_configs, run_configs, write_table
 from eval.gold import load_gold
-from rag.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = ROOT / "data" / "sample"

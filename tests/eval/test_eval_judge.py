@@ -8,11 +8,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from core.errors import BackendError
+from core.settings import load_settings
 from eval.gold import GoldQuestion
 from eval.judge import Judge, parse_scores
 from eval.run import build_report, evaluate_assistant, open_assistant
-from rag.errors import BackendError
-from rag.settings import load_settings
 
 
 class CannedChat(BaseHTTPRequestHandler):

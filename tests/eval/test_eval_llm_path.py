@@ -3,11 +3,11 @@ decision ranking scored is the one the assistant answered from (also for a rewri
 
 from __future__ import annotations
 
+from core.settings import load_settings
 from eval.gold import GoldQuestion
 from eval.metrics import score_samples
 from eval.run import evaluate_assistant, open_assistant
 from rag.answer import FakeChatModel, make_backend
-from rag.settings import load_settings
 
 
 def test_fabricated_citations_are_counted_and_ranking_matches_the_answer(sample_index_dir, embedder, tmp_path):

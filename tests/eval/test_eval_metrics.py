@@ -9,10 +9,30 @@ from pathlib import Path
 
 import pytest
 
-from eval.metrics import (AbstentionPrecision, AbstentionRecall, CitationF1, CitationPrecision, CitationRecall,
-                          CitedSentenceShare, DocRef, FabricatedRate, KeyFactRecall, LatencyPercentile,
-                          MetricInputError, RetrievalMetric, RougeL, Sample, TokenF1, bootstrap_estimate,
-                          default_metrics, latency_stages, paired_test, score_samples, summarise, worst_questions)
+from eval.metrics import (
+    AbstentionPrecision,
+    AbstentionRecall,
+    CitationF1,
+    CitationPrecision,
+    CitationRecall,
+    CitedSentenceShare,
+    DocRef,
+    FabricatedRate,
+    KeyFactRecall,
+    LatencyPercentile,
+    MetricInputError,
+    RetrievalMetric,
+    RougeL,
+    Sample,
+    TokenF1,
+    bootstrap_estimate,
+    default_metrics,
+    latency_stages,
+    paired_test,
+    score_samples,
+    summarise,
+    worst_questions,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

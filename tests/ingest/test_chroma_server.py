@@ -94,8 +94,8 @@ def test_ask_answers_from_a_chroma_server_that_no_second_catalog_can_take_over(c
     Another index folder (an evaluation's temporary index) on the same collection is refused: its reconcile
     would otherwise delete every vector the first catalog owns.
     """
+    from core.errors import IndexMismatchError
     from rag.assistant import Assistant
-    from rag.errors import IndexMismatchError
 
     settings = make_settings(chroma_url=chroma_server)
     report = build_index(settings, [SAMPLE_DIR], embedder)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.chunk import Chunker, get_encoding
+from core.tokens import get_encoding
+from ingest.chunk import Chunker
 from ingest.parse import parse_file, parse_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,7 +17,7 @@ SAMPLES = sorted(SAMPLE_DIR.glob("*.txt"))
 
 @pytest.fixture(scope="module")
 def chunker():
-    from rag.settings import load_settings
+    from core.settings import load_settings
 
     s = load_settings()
     return Chunker(s.chunk_target_tokens, s.chunk_max_tokens, s.token_encoding)

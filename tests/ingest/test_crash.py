@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import load_settings
 from ingest.catalog import Catalog
 from ingest.chunk import Chunker
 from ingest.index import Indexer, open_index
 from ingest.parse import parse_file
 from ingest.store import VectorStore, make_client
-from rag.settings import load_settings
 
 try:  # the shared helpers in tests/conftest.py, under either pytest import mode (prepend / importlib)
     from conftest import SAMPLE_DIR

@@ -31,8 +31,8 @@ def test_onnx_backend_gives_the_torch_vectors(embedder):
 
 @pytest.mark.slow
 def test_q8_backend_stays_within_a_hair_of_the_fp32_vectors(embedder, tmp_path):
+    from core.settings import load_settings
     from ingest.embed import Embedder
-    from rag.settings import load_settings
 
     # the default is exact fp32 on every CPU; 8-bit is opt-in (ingest/cpu.py says why)
     assert load_settings().embedding_backend == "auto" and Embedder(backend="auto").backend == "onnx"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import IndexBusyError, IndexMismatchError
+from core.types import Filters
 from ingest.index import Indexer, open_index
 from ingest.parse import parse_file
-from rag.errors import IndexBusyError, IndexMismatchError
-from rag.types import Filters
 
 try:  # the shared helper in tests/conftest.py, under either pytest import mode (prepend / importlib)
     from conftest import SAMPLE_DIR, build_index
@@ -39,7 +39,7 @@ def ingest(settings, embedder, paths, prune=False):
 
 
 def test_sample_index_catalog_and_chroma_agree(sample_index_dir, embedder):
-    from rag.settings import load_settings
+    from core.settings import load_settings
 
     index = open_index(load_settings(index_dir=sample_index_dir), write=False, embedder=embedder)
     try:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from core.casenum import find_case_numbers, normalise_case_number
+from core.errors import ParseError
 from ingest.parse import parse_file, parse_text
-from rag.casenum import find_case_numbers, normalise_case_number
-from rag.errors import ParseError
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = ROOT / "data" / "sample"

@@ -45,9 +45,9 @@ def stop(proc: subprocess.Popen) -> None:
 
 @pytest.mark.slow
 def test_readers_share_the_embedded_index_and_an_ingest_stops_at_once(sample_index_dir, embedder):
+    from core.settings import load_settings
     from ingest.index import open_index
     from rag.assistant import Assistant
-    from rag.settings import load_settings
 
     reader = start_reader(sample_index_dir)
     try:

@@ -8,12 +8,12 @@ import dataclasses
 import numpy as np
 import pytest
 
+from core.types import Paragraph, Section
 from ingest.chunk import Chunker
 from ingest.index import open_index
 from ingest.onnx_embed import pool_spans
 from ingest.parse import parse_file
 from ingest.sentences import SENTENCE_VECTORS_KIND, decision_sentences, embed_chunks_and_sentences
-from rag.types import Paragraph, Section
 
 try:
     from conftest import SAMPLE_DIR, build_index

@@ -8,21 +8,21 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
+
+from core.casenum import find_case_numbers
+from core.errors import QuestionError
+from core.types import Answer
 from rag.assistant import Assistant
-from rag.casenum import find_case_numbers
 from rag.cite import UNCITED_MARK
-from rag.errors import QuestionError
-from rag.types import Answer
 
 SAMPLE_CASES = {"23 009 429", "20 011 198", "18 009 917", "24 005 748"}
 
 
 @pytest.fixture(scope="module")
 def assistant(sample_index_dir, embedder):
+    from core.settings import load_settings
     from ingest.index import open_index
-    from rag.settings import load_settings
 
     settings = load_settings(index_dir=sample_index_dir)
     with Assistant(settings, open_index(settings, embedder=embedder)) as a:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import build_index
+
 from eval.gold import load_gold
 from eval.policy_fit import examine_all, outcome_vector
 from ingest.cpu import choose_backend
@@ -28,9 +28,9 @@ pytestmark = pytest.mark.slow
 
 
 def _outcomes(backend: str, tmp_path: Path, questions) -> dict[str, tuple[bool, tuple[str, ...]]]:
+    from core.settings import load_settings
     from eval.run import open_assistant
     from rag.policy import decide
-    from rag.settings import load_settings
 
     settings = load_settings(index_dir=tmp_path / backend / "index", log_dir=tmp_path / backend / "logs",
                              embedding_backend=backend)

@@ -6,9 +6,15 @@ import datetime as dt
 
 import pytest
 
-from rag.cite import (REMOVED_MARK, UNCITED_MARK, CitationVerifier, StreamingVerifier, mark_uncited_sentences,
-                      supported_sentences)
-from rag.types import Decision, Paragraph, Section
+from core.types import Decision, Paragraph, Section
+from rag.cite import (
+    REMOVED_MARK,
+    UNCITED_MARK,
+    CitationVerifier,
+    StreamingVerifier,
+    mark_uncited_sentences,
+    supported_sentences,
+)
 
 
 def _decision(case: str | None, doc_id: str, n_paras: int = 6) -> Decision:

@@ -14,13 +14,13 @@ import urllib.request
 
 import pytest
 
-from ingest.chunk import get_encoding
+from core.casenum import find_case_numbers
+from core.settings import load_settings
+from core.tokens import get_encoding
+from core.types import Answer
 from ingest.index import open_index
 from rag.answer import NOT_FOUND, ChatBackend, FakeChatModel, make_backend
 from rag.assistant import Assistant
-from rag.casenum import find_case_numbers
-from rag.settings import load_settings
-from rag.types import Answer
 
 # Named by case number, so the decision the answer may cite is fixed (the replies below cite it).
 QUESTION = "When does the ICO handle rectification, as in 23 009 429?"

@@ -6,10 +6,19 @@ import json
 
 import pytest
 
-from rag.errors import ConfigError
-from rag.policy import (FEATURES, MODEL_PATH, Candidate, RelevanceModel, decide, load_model, own_terms,
-                        phrase_coverage, shifted)
-from rag.text import query_terms, stem
+from core.errors import ConfigError
+from core.text import query_terms, stem
+from rag.policy import (
+    FEATURES,
+    MODEL_PATH,
+    Candidate,
+    RelevanceModel,
+    decide,
+    load_model,
+    own_terms,
+    phrase_coverage,
+    shifted,
+)
 
 
 def _positions(text: str) -> dict[str, list[int]]:

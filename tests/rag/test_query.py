@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.types import Message
 from rag.query import QueryAnalyser, follow_up_kind
-from rag.types import Message
 
 AUTHORITIES = ["Staffordshire County Council", "Hampshire County Council", "Riverside Care Homes Ltd"]
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import FIXTURES, build_index
+
+from core.types import Filters
 from rag.assistant import Assistant
 from rag.retrieve import DecisionRetriever
-from rag.types import Filters
 
 PARAPHRASE = "Someone upstairs blasts songs at 3am and nobody came round"  # shares no word with the decision
 RARE_TERM = "Which rules cover the Pellworth framework?"  # a name only lexical search can pin down
@@ -15,7 +15,7 @@ RARE_TERM = "Which rules cover the Pellworth framework?"  # a name only lexical 
 
 @pytest.fixture(scope="module")
 def fixture_index(tmp_path_factory, embedder):
-    from rag.settings import load_settings
+    from core.settings import load_settings
 
     index_dir = tmp_path_factory.mktemp("retrieval-fixture")
     report = build_index(load_settings(index_dir=index_dir), [FIXTURES / "retrieval"], embedder)
@@ -43,8 +43,8 @@ def test_hybrid_beats_each_retriever_alone(fixture_index, embedder, make_setting
 
 @pytest.fixture(scope="module")
 def sample_assistant(sample_index_dir, embedder):
+    from core.settings import load_settings
     from ingest.index import open_index
-    from rag.settings import load_settings
 
     settings = load_settings(index_dir=sample_index_dir)
     with Assistant(settings, open_index(settings, embedder=embedder)) as a:
@@ -130,8 +130,8 @@ def test_per_decision_cap_keeps_one_decision_from_crowding_out(sample_assistant)
 
 def test_reranker_reorders_candidates(sample_index_dir, embedder):
     """The cross-encoder code path, with a fake scorer that prefers passages mentioning 'Ofsted'."""
+    from core.settings import load_settings
     from ingest.index import open_index
-    from rag.settings import load_settings
 
     calls = []
 

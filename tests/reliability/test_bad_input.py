@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
+from core.casenum import find_case_numbers
+from core.errors import ConfigError, QuestionError
+from core.settings import load_settings
+from core.types import Answer
 from ingest.index import open_index
 from rag.assistant import ABSTAIN_TEXT, Assistant
-from rag.casenum import find_case_numbers
-from rag.errors import ConfigError, QuestionError
-from rag.settings import load_settings
-from rag.types import Answer
 
 try:
     from conftest import ROOT

@@ -15,16 +15,17 @@ import shutil
 
 import pytest
 
+import core.text as text_module
+import rag.answer as answer_module
+from core.casenum import find_case_numbers
+from core.settings import load_settings
+from core.text import addressed_to_a_model
+from core.types import Answer
 from ingest.index import open_index
 from ingest.parse import parse_file
-import rag.answer as answer_module
-import rag.text as text_module
-from rag.answer import FakeChatModel, addressed_to_a_model, make_backend
+from rag.answer import FakeChatModel, make_backend
 from rag.assistant import Assistant
-from rag.casenum import find_case_numbers
 from rag.cite import REMOVED_MARK, UNCITED_MARK
-from rag.settings import load_settings
-from rag.types import Answer
 
 try:
     from conftest import FIXTURES, SAMPLE_DIR, build_index
@@ -226,7 +227,7 @@ def test_real_smollm2_with_the_injection_in_its_context(hostile_index, embedder,
     # The injection filter is switched off so the real model does read the planted instructions: this checks the
     # second defence (citation verification and the fallback), as for an injection worded in a way the filter
     # does not recognise.
-    for module in (answer_module, text_module):  # the answer's own check; the evidence sentences' (rag.text)
+    for module in (answer_module, text_module):  # the answer's own check; the evidence sentences' (core.text)
         monkeypatch.setattr(module, "addressed_to_a_model", lambda text: False)
     settings = load_settings(index_dir=hostile_index, llm="llamacpp", llm_context_window=1024, llm_max_tokens=64)
     with Assistant(settings, open_index(settings, embedder=embedder)) as a:

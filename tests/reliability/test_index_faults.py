@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import IndexMismatchError, IndexStateError
+from core.settings import load_settings
 from ingest.index import IndexLock, open_index
 from rag.assistant import Assistant
-from rag.errors import IndexMismatchError, IndexStateError
-from rag.settings import load_settings
 
 try:
-    from conftest import ROOT, ICO_ANSWERS
+    from conftest import ICO_ANSWERS, ROOT
 except ImportError:
-    from tests.conftest import ROOT, ICO_ANSWERS
+    from tests.conftest import ICO_ANSWERS, ROOT
 
 QUESTION = "When does the ICO handle rectification?"
 OTHER_MODEL = "sentence-transformers/all-mpnet-base-v2"

@@ -10,14 +10,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from reliability.llm_server import FakeLLMServer, free_port
 
+from core.casenum import find_case_numbers
+from core.settings import load_settings
+from core.types import Answer
 from ingest.index import open_index
 from rag.assistant import Assistant
-from rag.casenum import find_case_numbers
-from rag.settings import load_settings
-from rag.types import Answer
-
-from reliability.llm_server import FakeLLMServer, free_port
 
 QUESTION = "When does the ICO handle rectification?"
 TIMEOUT_S = 1.0

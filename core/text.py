@@ -93,3 +93,15 @@ def evidence_sentences(text: str) -> list[str]:
     if not text or addressed_to_a_model(text):
         return []
     return [s for s in sentences_of(text) if len(s.split()) >= MIN_EVIDENCE_WORDS]
+
+
+def category_path(*parts: str | None) -> str:
+    """'Education > School transport': the non-empty parts of a category, joined the one way we show them."""
+    return " > ".join(x for x in parts if x)
+
+
+def display_date(date: Any, iso: bool = False) -> str:
+    """'23 Oct 2023' (no leading zero; '2023-10-23' with iso), or 'date not stated' when a decision has none."""
+    if not date:
+        return "date not stated"
+    return date.isoformat() if iso else date.strftime("%d %b %Y").lstrip("0")

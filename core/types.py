@@ -7,7 +7,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rag.errors import ConfigError
+from core.errors import ConfigError
+from core.text import category_path, display_date
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,11 @@ class Decision:
     def label(self) -> str:
         """How people refer to it: the case number, or the document id when it has none."""
         return self.case_number or self.doc_id
+
+    @property
+    def category_path(self) -> str:
+        """'Education > School transport' ('' when the decision states no category)."""
+        return category_path(self.category, self.subcategory)
 
     def paragraph(self, number: int) -> Paragraph | None:
         """The paragraph with this number, if the decision has one."""
@@ -151,6 +157,31 @@ class Hit:
     retrievers: tuple[str, ...]
     dense_similarity: float | None = None
     lexical_score: float | None = None
+
+
+def hit_paragraphs(hit: Hit, decision: Decision) -> list[tuple[int, str]]:
+    """(number, text) of the paragraphs a hit covers; 0 is the summary."""
+    out = []
+    for n in hit.chunk.paragraphs:
+        if n == 0:
+            if decision.summary:
+                out.append((0, decision.summary))
+        elif (p := decision.paragraph(n)) is not None:
+            out.append((n, p.text))
+    return out
+
+
+def citation_label(decision: Decision, paragraph: int) -> str:
+    """'[23 009 429 ¶5]' (or '[23 009 429 summary]' for the summary)."""
+    return f"[{decision.label} summary]" if paragraph == 0 else f"[{decision.label} ¶{paragraph}]"
+
+
+def decision_heading(decision: Decision) -> str:
+    """'**Staffordshire County Council — 23 009 429** (23 Oct 2023; Closed after initial enquiries)'."""
+    who = decision.authority or "Council not stated"
+    case = decision.case_number or f"decision {decision.doc_id} (no case number)"
+    outcome = decision.outcome or "outcome not stated"
+    return f"**{who} — {case}** ({display_date(decision.decision_date)}; {outcome})"
 
 
 @dataclass(frozen=True, slots=True)

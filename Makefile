@@ -70,10 +70,10 @@ fit-policy: setup
 # Ingest throughput (this pipeline vs the raw encoder vs naive LangChain) and query latency at 10k/100k chunks,
 # on SYNTHETIC decisions; JSON into bench/results, table on stdout (bench/README.md). About 15 min on 2 idle cores.
 bench: setup
-	$(BIN)/python -m eval.bench --out bench/results
+	$(BIN)/python -m bench run --out bench/results
 
 bench-quick: setup
-	$(BIN)/python -m eval.bench --quick --out /tmp/ombuds-bench-quick
+	$(BIN)/python -m bench run --quick --out /tmp/ombuds-bench-quick
 
 clean-index:
 	rm -rf data/index
@@ -82,4 +82,4 @@ clean-index:
 # searches and page changes timed through the app's code; JSON naming the CPU into bench/results (about 4 min).
 .PHONY: bench-browse
 bench-browse: setup
-	$(BIN)/python -m eval.bench_browse --n 50000 --rounds 5 --out bench/results
+	$(BIN)/python -m bench browse --n 50000 --rounds 5 --out bench/results

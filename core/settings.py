@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     infer_authority_filter: bool = True
     # The answer-or-decline model (rag/policy.py); unset = the fitted rag/models/relevance.json.
     relevance_model: Path | None = None
+    # Its two tunable weights; unset = the fitted values (eval/NOTES.md says how each was chosen). Raising the
+    # answer threshold declines more; raising the cite ratio cites fewer decisions beside the best one.
+    answer_threshold: float | None = Field(default=None, gt=0, lt=1)
+    cite_ratio: float | None = Field(default=None, gt=0, le=1)
 
     # Answers
     llm: Backend = "extractive"

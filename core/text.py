@@ -12,7 +12,7 @@ a about above after again against all am an and any are as at be because been be
 but by can could did do does doing down during each few for from further had has have having he her here hers
 him his how i if in into is it its itself just me more most my no nor not now of off on once only or other our
 out over own same she should so some such than that the their them then there these they this those through to
-too under until up very was we were what when where which while who whom why will with would you your yours
+too under until up us very was we were what when where which while who whom why will with would you your yours
 tell say says said please know anything something happen happens happened case cases decision decisions
 ombudsman ombudsmans
 """.split())
@@ -40,13 +40,16 @@ def query_terms(text: str) -> list[str]:
 def _stemmer() -> Any:
     from nltk.stem.porter import PorterStemmer
 
-    # The original algorithm is the one SQLite FTS5's porter tokenizer implements.
-    return PorterStemmer(mode=PorterStemmer.ORIGINAL_ALGORITHM)
+    # Porter's own reference implementation (with his later departures from the 1980 paper, e.g. "-logi" ->
+    # "-log") is what SQLite FTS5's porter tokenizer implements (tests/core/test_stems.py compares them).
+    return PorterStemmer(mode=PorterStemmer.MARTIN_EXTENSIONS)
 
 
 @functools.lru_cache(maxsize=100_000)
 def stem(word: str) -> str:
-    """Porter stem of one lower-case word."""
+    """Porter stem of one lower-case word, as FTS5 stems it: words under 3 or over 64 letters stay as they are."""
+    if len(word) < 3 or len(word) > 64:
+        return word
     return _stemmer().stem(word)
 
 
@@ -55,15 +58,34 @@ def stems(text: str) -> set[str]:
     return {stem(t) for t in query_terms(text)}
 
 
-_SPLIT = re.compile(r"(?<=[.!?])[\"”’']?\s+(?=[A-Z“‘\"(£0-9])")
+# The one sentence splitter. A sentence ends at . ! or ? (with a closing quote or bracket, and a [citation] that
+# follows it, kept with it — not a Markdown link "[text](url)") before a space and a capital, a digit, an opening
+# quote or bracket, "£" — or the end of the line; not after a title or an abbreviation ("Mr. Y", "e.g. The",
+# "para. 7").
+_BOUNDARY = re.compile(r"(?<=[.!?])[\"'”’)]?(?:\s*\[[^\[\]]*\](?!\())?(?=\s+[A-Z0-9“‘\"'(£]|\s*$)")
+_ABBREVIATION = re.compile(r"(?:^|[\s(])(?:Mr|Mrs|Ms|Dr|Prof|St|[Pp]aras?|e\.g|i\.e|cf)\.$")
+
+
+def split_sentences(line: str) -> list[str]:
+    """Sentences of one line of text, each stripped; a citation after a full stop stays with its sentence."""
+    pieces: list[str] = []
+    start = 0
+    for m in _BOUNDARY.finditer(line):
+        if _ABBREVIATION.search(line[start:m.start()]):
+            continue
+        if piece := line[start:m.end()].strip():
+            pieces.append(piece)
+        start = m.end()
+    if rest := line[start:].strip():
+        pieces.append(rest)
+    return pieces
 
 
 def sentences_of(text: str) -> list[str]:
     """Sentences of a paragraph (bullet lines are their own sentences)."""
     out: list[str] = []
     for line in text.split("\n"):
-        line = line.strip().lstrip("•").strip()
-        out.extend(s.strip() for s in _SPLIT.split(line) if s.strip())
+        out.extend(split_sentences(line.strip().lstrip("•").strip()))
     return out
 
 

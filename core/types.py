@@ -39,14 +39,31 @@ class Remedy:
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
-    """A parsed Ombudsman decision with typed metadata, sections and numbered paragraphs."""
+class DecisionNames:
+    """Who and what a decision is about, and how people refer to it: the fields every view of a decision starts
+    with (a Decision, a row of the decisions browser)."""
 
     doc_id: str
     case_number: str | None
     authority: str | None
     category: str | None
     subcategory: str | None
+
+    @property
+    def label(self) -> str:
+        """The case number, or the document id when it has none."""
+        return self.case_number or self.doc_id
+
+    @property
+    def category_path(self) -> str:
+        """'Education > School transport' ('' when the decision states no category)."""
+        return category_path(self.category, self.subcategory)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision(DecisionNames):
+    """A parsed Ombudsman decision with typed metadata, sections and numbered paragraphs."""
+
     outcome: str | None
     decision_date: dt.date | None
     summary: str | None
@@ -62,16 +79,6 @@ class Decision:
     def paragraphs(self) -> tuple[Paragraph, ...]:
         """Every numbered paragraph in page order."""
         return tuple(p for s in self.sections for p in s.paragraphs)
-
-    @property
-    def label(self) -> str:
-        """How people refer to it: the case number, or the document id when it has none."""
-        return self.case_number or self.doc_id
-
-    @property
-    def category_path(self) -> str:
-        """'Education > School transport' ('' when the decision states no category)."""
-        return category_path(self.category, self.subcategory)
 
     def paragraph(self, number: int) -> Paragraph | None:
         """The paragraph with this number, if the decision has one."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 
+from core.cli import dispatch
+
 USAGE = """usage: python -m eval {run,compare} [options]
 
 commands:
@@ -20,28 +22,27 @@ commands:
 python -m eval run --help / python -m eval compare --help for the options."""
 
 
+def _run(rest: list[str]) -> int:
+    from eval.run import main as run_main
+
+    return run_main(rest, prog="python -m eval run")
+
+
+def _compare(rest: list[str]) -> int:
+    from eval.compare import main as compare_main
+
+    return compare_main(rest, prog="python -m eval compare")
+
+
+def _fit_policy(rest: list[str]) -> int:
+    from eval.policy_fit import main as fit_main
+
+    return fit_main(rest)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to the sub-command."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE, file=sys.stdout if argv else sys.stderr)
-        return 0 if argv else 2
-    command, rest = argv[0], argv[1:]
-    if command == "run":
-        from eval.run import main as run_main
-
-        return run_main(rest, prog="python -m eval run")
-    if command == "fit-policy":
-        from eval.policy_fit import main as fit_main
-
-        return fit_main(rest)
-    if command == "compare":
-        from eval.compare import main as compare_main
-
-        return compare_main(rest, prog="python -m eval compare")
-    print(USAGE, file=sys.stderr)
-    print(f"\nerror: unknown command {command!r}: use run, compare or fit-policy", file=sys.stderr)
-    return 2
+    return dispatch(argv, USAGE, {"run": _run, "compare": _compare, "fit-policy": _fit_policy})
 
 
 if __name__ == "__main__":

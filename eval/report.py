@@ -117,6 +117,13 @@ def render_run_markdown(report: Mapping[str, Any], plots: Mapping[str, str] | No
     header = ["metric", "overall"] + [f"{t} ({by_type[t].get('n_questions', '?')})" for t in types]
     out.append(markdown_table(header, [[n, fmt_estimate(n, overall.get(n))] + [fmt_estimate(n, by_type[t].get(n))
                                                                         for t in types] for n in defs]))
+    if report.get("decline_reasons"):
+        false = report.get("false_decline_reasons") or {}
+        out += ["", "## Why questions were declined", "",
+                "The reason the answer-or-decline policy (rag/policy.py) gave; answerable = false declines.", ""]
+        out.append(markdown_table(["reason", "declined", "of them answerable"],
+                                  [[reason, n, false.get(reason, 0)] for reason, n in
+                                   sorted(report["decline_reasons"].items(), key=lambda kv: -kv[1])]))
     out += ["", "## Worst ten questions", "",
             "Question score: answerable → mean of MRR@10, key-fact recall and citation F1; unanswerable → 1 if "
             "the assistant declined, else 0.", ""]

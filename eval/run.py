@@ -134,27 +134,6 @@ def open_assistant(settings: Settings, embedder: Embedder | None = None, backend
 
 
 # --- asking, and turning an Answer into a Sample ------------------------------------------------------
-_BRACKET = re.compile(r"\[([^\[\]]{4,200})\]")
-_REF_TAIL = re.compile(r"[\s,]*(?:¶|§|\bparas?\b\.?|\bparagraphs?\b|\bp\.|\bsummary\b)", re.I)
-_DOC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{3,80}$")
-
-
-def citation_refs(text: str) -> list[str]:
-    """Decision labels referenced by the bracketed citations in an answer, one entry per reference."""
-    from core.casenum import normalise_case_number
-
-    refs: list[str] = []
-    for m in _BRACKET.finditer(text):
-        for part in re.split(r"\s*;\s*", m.group(1)):
-            who = _REF_TAIL.split(part.strip().strip(".;,"), maxsplit=1)[0].strip().rstrip(",")
-            case = normalise_case_number(who)
-            if case:
-                refs.append(case)
-            elif _DOC_ID.match(who) and "_" in who:
-                refs.append(who)
-    return refs
-
-
 def count_sentences(text: str) -> int:
     """Sentences the citation check considers (4 words or more, outside headings), with or without citations."""
     from rag.cite import UNCITED_MARK, mark_uncited_sentences
@@ -204,9 +183,11 @@ def decision_ranking(assistant: Assistant, q: GoldQuestion, answer: Answer) -> l
 def sample_from_answer(q: GoldQuestion, answer: Answer, ranking: Sequence[DocRef],
                        judge: dict[str, Any] | None = None) -> Sample:
     """A Sample from the assistant's Answer and the full decision ranking."""
+    from rag.cite import cited_labels  # the citation grammar the verifier uses
+
     sources = {h.chunk.doc_id for h in answer.sources} | {h.chunk.case_number for h in answer.sources
                                                           if h.chunk.case_number}
-    refs = citation_refs(answer.text)
+    refs = cited_labels(answer.text)
     fabricated_after = sum(1 for r in refs if r not in sources)
     fabricated_before = max(answer.fabricated_citations_removed, answer.fabricated_before_verification)
     cited: dict[str, DocRef] = {}
@@ -323,9 +304,12 @@ def build_report(name: str, samples: Sequence[Sample], records: Sequence[RunReco
     used_versions = sorted({r.prompt_version for r in records if r.prompt_version})
     policy_versions = sorted({r.policy_version for r in records if r.policy_version})
     reasons: dict[str, int] = {}
-    for r in records:
+    false_reasons: dict[str, int] = {}  # the same, for answerable questions only: the false declines' reasons
+    for r, s in zip(records, samples):
         if r.decline_reason:
             reasons[r.decline_reason] = reasons.get(r.decline_reason, 0) + 1
+            if s.gold_cases:
+                false_reasons[r.decline_reason] = false_reasons.get(r.decline_reason, 0) + 1
     backends = sorted({r.backend for r in records})
     worst = []
     for i, value in worst_questions(samples, scores, 10):
@@ -349,6 +333,7 @@ def build_report(name: str, samples: Sequence[Sample], records: Sequence[RunReco
         "prompt_files": prompt_versions(settings),
         "policy_version": policy_versions[0] if len(policy_versions) == 1 else (policy_versions or None),
         "decline_reasons": reasons,
+        "false_decline_reasons": false_reasons,
         "judge": judge.describe() if judge else None,
         "bootstrap": {"method": "percentile", "resamples": n_resamples, "seed": seed, "confidence": 0.95},
         "metric_definitions": {m.name: {"group": m.group, "higher_is_better": m.higher_is_better,

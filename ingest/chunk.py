@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 
 from core.errors import ConfigError
+from core.text import split_sentences
 from core.tokens import get_encoding
 from core.types import Chunk, Decision
 
@@ -72,8 +73,11 @@ class Chunker:
         return len(self._enc.encode(text, disallowed_special=()))
 
     def _split_long(self, text: str) -> list[str]:
-        """Split an over-long paragraph at sentence ends (or, failing that, by tokens)."""
-        sentences = re.split(r"(?<=[.!?;])\s+", text)
+        """Split an over-long paragraph at sentence ends (a sentence still too long at semicolons, then by
+        tokens)."""
+        sentences = [clause for sentence in split_sentences(text)
+                     for clause in ([sentence] if self.count(sentence) <= self.max_tokens
+                                    else re.split(r"(?<=;)\s+", sentence))]
         pieces: list[str] = []
         current: list[str] = []
         size = 0

@@ -289,6 +289,52 @@ class _Parsed:
     error: str | None
 
 
+@dataclass
+class _Run:
+    """One ingest run's bookkeeping: the report, the batch waiting to be written, what this run has seen."""
+
+    report: IngestReport
+    pending: list[tuple[Decision, list[Chunk], list[str], str]] = field(default_factory=list)
+    pending_chunks: int = 0
+    seen_docs: dict[str, tuple[str, str]] = field(default_factory=dict)  # doc_id -> (content_hash, path)
+    seen_hashes: dict[str, tuple[str, str]] = field(default_factory=dict)  # content_hash -> (doc_id, path)
+    from_path: dict[str, str] = field(default_factory=dict)  # path -> the doc_id its file holds now (~100 B each)
+
+    def note(self, d: Decision, path_str: str, doc_id: str | None = None) -> None:
+        """Warnings only for decisions indexed, not for duplicates skipped ("indexed as" would be untrue)."""
+        doc_id = doc_id or d.doc_id
+        for w in d.warnings:
+            self.report.warnings.append({"path": path_str, "doc_id": doc_id, "warning": w})
+        if d.case_number is None:
+            self.report.no_case_number.append({"path": path_str, "doc_id": doc_id})
+
+    def duplicate(self, path_str: str, of: str, doc_id: str) -> None:
+        self.report.duplicate += 1
+        self.report.duplicates.append({"path": path_str, "duplicate_of": of, "doc_id": doc_id})
+
+    def seen_before(self, d: Decision, path_str: str) -> bool:
+        """Whether this run already read the decision (same case number, or the same content under another file
+        name: its doc_id, taken from the file name when there is no case number, differs); records it if not."""
+        if d.doc_id in self.seen_docs:
+            first_hash, first_path = self.seen_docs[d.doc_id]
+            if first_hash == d.content_hash:
+                self.duplicate(path_str, first_path, d.doc_id)
+            else:
+                self.report.failed += 1
+                self.report.failures.append({"path": path_str, "reason": (
+                    f"case {d.label} is also in {first_path} with different content; kept that one — "
+                    "remove or rename one of them")})
+            return True
+        if d.content_hash in self.seen_hashes:
+            first_id, first_path = self.seen_hashes[d.content_hash]
+            self.duplicate(path_str, first_path, first_id)
+            return True
+        self.seen_docs[d.doc_id] = (d.content_hash, path_str)
+        self.seen_hashes[d.content_hash] = (d.doc_id, path_str)
+        self.from_path[path_str] = d.doc_id
+        return False
+
+
 class Indexer:
     """Ingests decision files into an opened Index."""
 
@@ -377,116 +423,93 @@ class Indexer:
                progress: Callable[[int, int], None] | None = None, show_bar: bool = False) -> IngestReport:
         """Ingest files/directories; returns the report. Bad files are listed, the rest still ingested."""
         started = time.perf_counter()
-        report = IngestReport()
+        run = _Run(IngestReport())
         catalog = self.index.catalog
         run_id = catalog.start_run()
         if self.needs_reconcile():
-            report.recovered = self.reconcile()
+            run.report.recovered = self.reconcile()
         files = list(iter_decision_files(paths))
-        report.files_seen = len(files)
+        run.report.files_seen = len(files)
         bar = None
         if show_bar:
             from tqdm import tqdm
 
             bar = tqdm(total=len(files), unit="file", desc="ingest", leave=False)
-
-        pending: list[tuple[Decision, list[Chunk], list[str], str]] = []
-        pending_chunks = 0
-        seen_docs: dict[str, tuple[str, str]] = {}  # doc_id -> (content_hash, path) in this run
-        seen_hashes: dict[str, tuple[str, str]] = {}  # content_hash -> (doc_id, path) in this run
-        from_path: dict[str, str] = {}  # path -> the doc_id its file holds now (paths only: ~100 bytes each)
-
-        def note(d: Decision, path_str: str, doc_id: str | None = None) -> None:
-            # Warnings only for decisions indexed, not for duplicates skipped ("indexed as" would be untrue).
-            doc_id = doc_id or d.doc_id
-            for w in d.warnings:
-                report.warnings.append({"path": path_str, "doc_id": doc_id, "warning": w})
-            if d.case_number is None:
-                report.no_case_number.append({"path": path_str, "doc_id": doc_id})
-
-        def flush() -> None:
-            nonlocal pending, pending_chunks
-            if pending:
-                self._write(pending, report)
-            pending, pending_chunks = [], 0
-
-        done = 0
-        for parsed in self._parsed_stream(files):
-            done += 1
+        for done, parsed in enumerate(self._parsed_stream(files), start=1):
             if bar:
                 bar.update(1)
             if progress:
                 progress(done, len(files))
-            path_str = str(parsed.path.resolve())
-            if parsed.error or parsed.decision is None:
-                report.failed += 1
-                report.failures.append({"path": path_str, "reason": parsed.error or "unknown"})
-                continue
-            d = parsed.decision
-            if d.doc_id in seen_docs:
-                first_hash, first_path = seen_docs[d.doc_id]
-                if first_hash == d.content_hash:
-                    report.duplicate += 1
-                    report.duplicates.append({"path": path_str, "duplicate_of": first_path, "doc_id": d.doc_id})
-                else:
-                    report.failed += 1
-                    report.failures.append({"path": path_str, "reason": (
-                        f"case {d.label} is also in {first_path} with different content; kept that one — "
-                        "remove or rename one of them")})
-                continue
-            # Same content under another file name earlier in this run (its doc_id, taken from the file
-            # name when there is no case number, differs; the catalog does not hold it yet).
-            if d.content_hash in seen_hashes:
-                first_id, first_path = seen_hashes[d.content_hash]
-                report.duplicate += 1
-                report.duplicates.append({"path": path_str, "duplicate_of": first_path, "doc_id": first_id})
-                continue
-            seen_docs[d.doc_id] = (d.content_hash, path_str)
-            seen_hashes[d.content_hash] = (d.doc_id, path_str)
-            from_path[path_str] = d.doc_id
-            state = catalog.state(d.doc_id)
-            # Indexed before ingest stored sentence vectors: re-indexed (as "updated") to add them.
-            if state and state.content_hash == d.content_hash and state.has_sentence_vectors:
-                if state.source_path != path_str:
-                    if Path(state.source_path).exists():
-                        report.duplicate += 1
-                        report.duplicates.append({"path": path_str, "duplicate_of": state.source_path,
-                                                  "doc_id": d.doc_id})
-                        continue
-                    catalog.update_source(d.doc_id, path_str)
-                note(d, path_str)
-                report.unchanged += 1
-                continue
-            same = catalog.doc_with_hash(d.content_hash)
-            if same and same.doc_id != d.doc_id and (same.source_path == path_str
-                                                     or not Path(same.source_path).exists()):
-                # A file without a case number, renamed or moved: the same decision, which keeps its id;
-                # calling it a duplicate of a file that is gone would let --prune drop the content.
-                if same.source_path != path_str:
-                    catalog.update_source(same.doc_id, path_str)
-                from_path[path_str] = same.doc_id
-                note(d, path_str, same.doc_id)
-                report.unchanged += 1
-                continue
-            if same and same.doc_id != d.doc_id:
-                report.duplicate += 1
-                report.duplicates.append({"path": path_str, "duplicate_of": same.source_path, "doc_id": same.doc_id})
-                continue
-            note(d, path_str)
-            old_ids = list(state.chunk_ids) if state else []
-            pending.append((d, parsed.chunks, old_ids, "updated" if state else "added"))
-            pending_chunks += len(parsed.chunks)
-            if pending_chunks >= self.batch_chunks:
-                flush()
-        flush()
+            self._take(run, parsed)
+            if run.pending_chunks >= self.batch_chunks:
+                self._flush(run)
+        self._flush(run)
         if bar:
             bar.close()
+        self._remove_gone(run, prune)
+        self._record_meta(run.report)
+        report = run.report
+        report.seconds = round(time.perf_counter() - started, 3)
+        report.chunks_per_second = round(report.chunks_written / report.seconds, 2) if report.seconds else 0.0
+        catalog.finish_run(run_id, {k: v for k, v in report.to_dict().items() if not isinstance(v, list)})
+        return report
 
-        # A file edited to hold another case number: the decision it used to hold is no longer in any file read
-        # here (unless another file was skipped as its duplicate, which keeps it).
+    def _flush(self, run: _Run) -> None:
+        if run.pending:
+            self._write(run.pending, run.report)
+        run.pending, run.pending_chunks = [], 0
+
+    def _take(self, run: _Run, parsed: _Parsed) -> None:
+        """One parsed file: a failure, a duplicate, unchanged, or a decision to (re)index."""
+        report, path_str = run.report, str(parsed.path.resolve())
+        if parsed.error or parsed.decision is None:
+            report.failed += 1
+            report.failures.append({"path": path_str, "reason": parsed.error or "unknown"})
+            return
+        d = parsed.decision
+        if run.seen_before(d, path_str):
+            return
+        state = self.index.catalog.state(d.doc_id)
+        # Indexed before ingest stored sentence vectors: re-indexed (as "updated") to add them.
+        if state and state.content_hash == d.content_hash and state.has_sentence_vectors:
+            if state.source_path != path_str:
+                if Path(state.source_path).exists():
+                    run.duplicate(path_str, state.source_path, d.doc_id)
+                    return
+                self.index.catalog.update_source(d.doc_id, path_str)
+            run.note(d, path_str)
+            report.unchanged += 1
+            return
+        if self._same_content_elsewhere(run, d, path_str):
+            return
+        run.note(d, path_str)
+        run.pending.append((d, parsed.chunks, list(state.chunk_ids) if state else [], "updated" if state else "added"))
+        run.pending_chunks += len(parsed.chunks)
+
+    def _same_content_elsewhere(self, run: _Run, d: Decision, path_str: str) -> bool:
+        """Whether the catalog holds this content under another id: the same file renamed or moved (it keeps its
+        id; calling it a duplicate of a file that is gone would let --prune drop the content), or a duplicate."""
+        same = self.index.catalog.doc_with_hash(d.content_hash)
+        if not same or same.doc_id == d.doc_id:
+            return False
+        if same.source_path == path_str or not Path(same.source_path).exists():
+            if same.source_path != path_str:
+                self.index.catalog.update_source(same.doc_id, path_str)
+            run.from_path[path_str] = same.doc_id
+            run.note(d, path_str, same.doc_id)
+            run.report.unchanged += 1
+        else:
+            run.duplicate(path_str, same.source_path, same.doc_id)
+        return True
+
+    def _remove_gone(self, run: _Run, prune: bool) -> None:
+        """A file edited to hold another case number: the decision it used to hold is no longer in any file read
+        here (unless another file was skipped as its duplicate, which keeps it). With prune, decisions whose
+        file is gone too."""
+        catalog, report = self.index.catalog, run.report
         kept = {item["doc_id"] for item in report.duplicates}
         replaced = [doc_id for doc_id, source in catalog.all_sources()
-                    if source in from_path and from_path[source] != doc_id and doc_id not in kept]
+                    if source in run.from_path and run.from_path[source] != doc_id and doc_id not in kept]
         report.replaced = len(replaced)
         report.chunks_deleted += self._remove(replaced)
         if prune:
@@ -494,20 +517,17 @@ class Indexer:
             report.pruned = len(gone)
             report.chunks_deleted += self._remove(gone)
 
+    def _record_meta(self, report: IngestReport) -> None:
+        catalog = self.index.catalog
         catalog.set_meta("embedding_model", self.index.settings.embedding_model)
         catalog.set_meta("contextual_headers", str(self.index.settings.contextual_headers))
-        if report.chunks_written:
-            catalog.set_meta("sentence_vectors", SENTENCE_VECTORS_KIND)
         if report.chunks_written:  # which encoder wrote the vectors, on which CPU (vectors differ a little by both)
             from ingest.cpu import cpu_info
 
+            catalog.set_meta("sentence_vectors", SENTENCE_VECTORS_KIND)
             catalog.set_meta("embedding_backend", str(getattr(self.index.embedder, "backend", "unknown")))
             catalog.set_meta("ingest_cpu", cpu_info().describe())
         catalog.set_meta("dirty", "0")
-        report.seconds = round(time.perf_counter() - started, 3)
-        report.chunks_per_second = round(report.chunks_written / report.seconds, 2) if report.seconds else 0.0
-        catalog.finish_run(run_id, {k: v for k, v in report.to_dict().items() if not isinstance(v, list)})
-        return report
 
     def _remove(self, doc_ids: list[str]) -> int:
         """Delete decisions from the catalog, then their vectors (marked dirty meanwhile, for a crash); chunks

@@ -16,7 +16,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from core.casenum import CASE_NUMBER_RE, case_number_slug, normalise_case_number
 from core.errors import ParseError
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES = {".txt": "text", ".text": "text", ".html": "html", ".htm": "html", ".md": "markdown",
                       ".markdown": "markdown"}
 FICTIONAL_MARK = "FICTIONAL — evaluation only"
-# Benchmark files from eval/synth.py: treated exactly like FICTIONAL, so they never enter the default index.
+# Benchmark files from bench/synth.py: treated exactly like FICTIONAL, so they never enter the default index.
 SYNTHETIC_MARK = "SYNTHETIC — benchmark only"
 _MARK_KEYS = {"fictional — evaluation only", "synthetic — benchmark only"}
 
@@ -179,7 +179,7 @@ _DROP_ATTR = re.compile(r"cookie|consent|skip-?link|breadcrumb|social-share|shar
 
 def lines_from_html(html: str) -> list[Line]:
     """A saved decision page: headings explicit, <ol> items numbered, furniture elements dropped."""
-    from bs4 import BeautifulSoup, NavigableString, Tag
+    from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "lxml")
     for tag in soup(_DROP_TAGS):
@@ -190,83 +190,92 @@ def lines_from_html(html: str) -> list[Line]:
         attrs = " ".join([tag.get("id") or "", " ".join(tag.get("class") or []), tag.get("role") or ""])
         if attrs.strip() and _DROP_ATTR.search(attrs) and tag.name not in ("html", "body", "main", "article"):
             tag.decompose()
-    root = soup.body or soup
-    out: list[Line] = []
+    lines = _HtmlLines()
+    lines.walk(soup.body or soup, [])
+    return lines.out
 
-    def text_of(tag: Tag) -> str:
-        return clean_text(tag.get_text(" ", strip=True))
 
-    def one_line(text: str) -> str:
-        # Newlines inside an HTML element are layout, not structure: a heading, list item, definition or
-        # table row is one line (else a furniture line hidden inside one survived as paragraph text).
-        return re.sub(r"\s+", " ", text).strip()
+def _one_line(text: str) -> str:
+    """Newlines inside an HTML element are layout, not structure: a heading, list item, definition or table row is
+    one line (else a furniture line hidden inside one survived as paragraph text)."""
+    return re.sub(r"\s+", " ", text).strip()
 
-    def has_block_child(tag: Tag) -> bool:
-        return any(isinstance(c, Tag) and c.name in _BLOCK_TAGS for c in tag.children)
 
-    def walk(node: Tag, list_stack: list[str]) -> None:
+def _text_of(tag: Any) -> str:
+    return clean_text(tag.get_text(" ", strip=True))
+
+
+class _HtmlLines:
+    """Walks an HTML tree collecting Lines; text outside block elements is gathered until the next block."""
+
+    def __init__(self) -> None:
+        self.out: list[Line] = []
+
+    def walk(self, node: Any, list_stack: list[str]) -> None:
+        from bs4 import NavigableString, Tag
+
         loose: list[str] = []
-
-        def flush_loose() -> None:
-            text = clean_text(" ".join(loose))
-            loose.clear()
-            if text:
-                out.extend(lines_from_text(text))
-
         for child in node.children:
             if isinstance(child, NavigableString):
-                if child.__class__.__name__ in ("Comment", "Doctype", "Declaration", "ProcessingInstruction"):
-                    continue
-                loose.append(str(child))
+                if child.__class__.__name__ not in ("Comment", "Doctype", "Declaration", "ProcessingInstruction"):
+                    loose.append(str(child))
+            elif not isinstance(child, Tag):
                 continue
-            if not isinstance(child, Tag):
-                continue
-            name = child.name
-            if name == "br":
-                flush_loose()
-                continue
-            if name not in _BLOCK_TAGS:
+            elif child.name == "br":
+                self._flush(loose)
+            elif child.name not in _BLOCK_TAGS:
                 loose.append(child.get_text(" ", strip=False))
-                continue
-            flush_loose()
-            if name in ("h1", "h2", "h3", "h4", "h5", "h6"):
-                text = one_line(text_of(child))
-                if text:
-                    out.append(Line("heading", text, 0, level=int(name[1])))
-            elif name in ("ol", "ul"):
-                walk(child, list_stack + [name])
-            elif name == "li":
-                kind: LineKind = "numbered" if list_stack and list_stack[-1] == "ol" else "bullet"
-                depth = max(0, len(list_stack) - 1)
-                direct = [c for c in child.children if not (isinstance(c, Tag) and c.name in ("ol", "ul"))]
-                text = one_line(clean_text(" ".join(
-                    c.get_text(" ", strip=True) if isinstance(c, Tag) else str(c) for c in direct)))
-                if text:
-                    out.append(Line(kind, text, 4 * depth if kind == "bullet" else 2 + 4 * depth,
-                                    "1" if kind == "numbered" else "\u2022"))
-                for sub in child.find_all(["ol", "ul"], recursive=False):
-                    walk(sub, list_stack + [sub.name])
-            elif name == "dl":
-                key = None
-                for item in child.find_all(["dt", "dd"]):
-                    if item.name == "dt":
-                        key = one_line(text_of(item))
-                    elif key:
-                        out.append(Line("text", f"{key.rstrip(':')} : {one_line(text_of(item))}"))
-            elif name == "tr":
-                text = " | ".join(one_line(text_of(c)) for c in child.find_all(["td", "th"]))
-                if text.strip(" |"):
-                    out.append(Line("text", text))
-            elif has_block_child(child):
-                walk(child, list_stack)
             else:
-                text = text_of(child)
-                if text:
-                    out.extend(lines_from_text(text))
-        flush_loose()
+                self._flush(loose)
+                self._block(child, list_stack)
+        self._flush(loose)
 
-    walk(root, [])
-    return out
+    def _flush(self, loose: list[str]) -> None:
+        text = clean_text(" ".join(loose))
+        loose.clear()
+        if text:
+            self.out.extend(lines_from_text(text))
+
+    def _block(self, child: Any, list_stack: list[str]) -> None:
+        from bs4 import Tag
+
+        name = child.name
+        if name in ("h1", "h2", "h3", "h4", "h5", "h6"):
+            if text := _one_line(_text_of(child)):
+                self.out.append(Line("heading", text, 0, level=int(name[1])))
+        elif name in ("ol", "ul"):
+            self.walk(child, list_stack + [name])
+        elif name == "li":
+            self._list_item(child, list_stack)
+        elif name == "dl":
+            key = None
+            for item in child.find_all(["dt", "dd"]):
+                if item.name == "dt":
+                    key = _one_line(_text_of(item))
+                elif key:
+                    self.out.append(Line("text", f"{key.rstrip(':')} : {_one_line(_text_of(item))}"))
+        elif name == "tr":
+            text = " | ".join(_one_line(_text_of(c)) for c in child.find_all(["td", "th"]))
+            if text.strip(" |"):
+                self.out.append(Line("text", text))
+        elif any(isinstance(c, Tag) and c.name in _BLOCK_TAGS for c in child.children):
+            self.walk(child, list_stack)
+        elif text := _text_of(child):
+            self.out.extend(lines_from_text(text))
+
+    def _list_item(self, child: Any, list_stack: list[str]) -> None:
+        from bs4 import Tag
+
+        kind: LineKind = "numbered" if list_stack and list_stack[-1] == "ol" else "bullet"
+        depth = max(0, len(list_stack) - 1)
+        direct = [c for c in child.children if not (isinstance(c, Tag) and c.name in ("ol", "ul"))]
+        text = _one_line(clean_text(" ".join(
+            c.get_text(" ", strip=True) if isinstance(c, Tag) else str(c) for c in direct)))
+        if text:
+            self.out.append(Line(kind, text, 4 * depth if kind == "bullet" else 2 + 4 * depth,
+                                 "1" if kind == "numbered" else "\u2022"))
+        for sub in child.find_all(["ol", "ul"], recursive=False):
+            self.walk(sub, list_stack + [sub.name])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,141 +331,92 @@ def _is_heading_like(line: Line) -> bool:
 
 def _read_header(lines: list[Line]) -> tuple[_Header, int, bool]:
     """Header fields and summary from the top of the decision; returns (header, body start, fictional)."""
-    header = _Header()
-    fictional = False
+    reader = _HeaderReader()
     i = 0
-    in_summary = False
-    limit = len(lines)
-    while i < limit:
-        line = lines[i]
-        text = line.text
+    while i < len(lines) and reader.take(lines[i]):
+        i += 1
+    return reader.header, i, reader.fictional
+
+
+class _HeaderReader:
+    """Reads the top of a decision line by line until its body starts."""
+
+    def __init__(self) -> None:
+        self.header = _Header()
+        self.fictional = False
+        self.in_summary = False
+
+    def take(self, line: Line) -> bool:
+        """Read one line into the header; False when the line starts the body."""
+        text, header = line.text, self.header
         key = normalise_key(text)
         if key in _MARK_KEYS:
-            fictional = True
-            i += 1
-            continue
+            self.fictional = True
+            return True
         if line.kind == "heading" or key in KNOWN_SECTIONS:
-            if line.kind == "heading" and line.level == 1 and (m := _TITLE.match(text)):
-                header.authority = clean_text(m.group("authority")).strip(" -–:,")
-                header.case_number = normalise_case_number(m.group("case"))
-                i += 1
-                continue
-            if key not in KNOWN_SECTIONS and line.level in (0, 1) and not in_summary and header.authority is None:
-                # An explicit title without a case number: take it as the authority name.
-                if line.level == 1 and re.search(r"council|ombudsman|ltd|limited|care|trust|authority", key):
-                    header.authority = text
-                i += 1
-                continue
-            break
-        if line.kind != "text" and not in_summary:
-            # A field written as a list item ("- Category: ...") is still a field.
-            if not _FIELD.match(text):
-                break
+            return self._heading(line, key)
+        if line.kind != "text" and not self.in_summary and not _FIELD.match(text):
+            return False  # a field written as a list item ("- Category: ...") is still a field
         if key in FURNITURE:
-            i += 1
-            continue
+            return True
         if header.case_number is None and (m := _TITLE.match(text)):
-            header.authority = clean_text(m.group("authority")).strip(" -–:,")
-            header.case_number = normalise_case_number(m.group("case"))
-            i += 1
-            continue
+            self._title(m)
+            return True
         if m := _SUMMARY.match(text):
-            in_summary = True
+            self.in_summary = True
             if m.group("text").strip():
                 header.summary_parts.append(m.group("text").strip())
-            i += 1
-            continue
-        if (m := _FIELD.match(text)) and not in_summary:
-            field_key, value = m.group("key").lower(), m.group("value").strip()
-            if field_key == "category":
-                header.category, header.subcategory = _split_category(value)
-            elif field_key in ("decision date", "date of decision"):
-                header.decision_date = parse_date(value)
-            elif field_key in ("decision", "outcome"):
-                header.outcome = value or None
-            elif field_key in ("case number", "case reference", "reference"):
-                header.case_number = normalise_case_number(value) or header.case_number
-            elif field_key in ("council", "authority", "organisation"):
-                header.authority = value or header.authority
-            elif field_key in ("url", "link") and _URL.match(value):
-                header.url = value
-            i += 1
-            continue
-        if _URL.match(text) and not in_summary:
+            return True
+        if (m := _FIELD.match(text)) and not self.in_summary:
+            self._field(m.group("key").lower(), m.group("value").strip())
+            return True
+        if _URL.match(text) and not self.in_summary:
             header.url = text
-            i += 1
-            continue
-        if in_summary:
+            return True
+        if self.in_summary:
             header.summary_parts.append(text)
-            i += 1
-            continue
-        break
-    return header, i, fictional
+            return True
+        return False
+
+    def _heading(self, line: Line, key: str) -> bool:
+        if line.kind == "heading" and line.level == 1 and (m := _TITLE.match(line.text)):
+            self._title(m)
+            return True
+        if key not in KNOWN_SECTIONS and line.level in (0, 1) and not self.in_summary and self.header.authority is None:
+            # An explicit title without a case number: take it as the authority name.
+            if line.level == 1 and re.search(r"council|ombudsman|ltd|limited|care|trust|authority", key):
+                self.header.authority = line.text
+            return True
+        return False
+
+    def _title(self, m: re.Match[str]) -> None:
+        self.header.authority = clean_text(m.group("authority")).strip(" -–:,")
+        self.header.case_number = normalise_case_number(m.group("case"))
+
+    def _field(self, key: str, value: str) -> None:
+        header = self.header
+        if key == "category":
+            header.category, header.subcategory = _split_category(value)
+        elif key in ("decision date", "date of decision"):
+            header.decision_date = parse_date(value)
+        elif key in ("decision", "outcome"):
+            header.outcome = value or None
+        elif key in ("case number", "case reference", "reference"):
+            header.case_number = normalise_case_number(value) or header.case_number
+        elif key in ("council", "authority", "organisation"):
+            header.authority = value or header.authority
+        elif key in ("url", "link") and _URL.match(value):
+            header.url = value
 
 
 def _build_sections(lines: list[Line]) -> list[Section]:
     """Group body lines into sections of continuously numbered paragraphs."""
-    marked = any(l.kind == "numbered" for l in lines)
-    dash_paragraphs = not marked and any(l.kind == "bullet" and l.indent == 0 and l.marker == "-" for l in lines)
-    sections: list[tuple[str, list[list[str]], list[str | None]]] = []
-    current: tuple[str, list[list[str]], list[str | None]] | None = None
-    subheading: str | None = None
-    open_para = False
-
-    def start_section(name: str) -> None:
-        nonlocal current, subheading, open_para
-        current = (name, [], [])
-        sections.append(current)
-        subheading = None
-        open_para = False
-
-    def new_paragraph(text: str) -> None:
-        nonlocal open_para
-        if current is None:
-            start_section("Decision")
-        assert current is not None
-        current[1].append([text])
-        current[2].append(subheading)
-        open_para = True
-
-    def continue_paragraph(text: str) -> None:
-        if current is None or not open_para or not current[1]:
-            new_paragraph(text)
-        else:
-            current[1][-1].append(text)
-
+    builder = _SectionBuilder(lines)
     for idx, line in enumerate(lines):
-        key = normalise_key(line.text)
-        if line.kind == "heading":
-            if line.level >= 3 and key not in KNOWN_SECTIONS and current is not None:
-                subheading, open_para = line.text, False
-            else:
-                start_section(line.text)
-            continue
-        if line.kind == "text" and line.indent == 0 and key in KNOWN_SECTIONS:
-            start_section(line.text.rstrip(":"))
-            continue
-        if line.kind == "text" and _is_heading_like(line) and idx + 1 < len(lines):
-            if current is None:
-                start_section(line.text)
-            else:
-                subheading, open_para = line.text, False
-            continue
-        if line.kind == "numbered":
-            new_paragraph(line.text)
-        elif line.kind == "bullet":
-            if dash_paragraphs and line.indent == 0 and line.marker == "-":
-                new_paragraph(line.text)
-            else:
-                continue_paragraph(f"\u2022 {line.text}")
-        elif marked or dash_paragraphs:
-            continue_paragraph(line.text)
-        else:
-            new_paragraph(line.text)
-
+        builder.take(line, is_last=idx + 1 >= len(lines))
     out: list[Section] = []
     number = 0
-    for name, paras, subs in sections:
+    for name, paras, subs in builder.sections:
         built = []
         for parts, sub in zip(paras, subs):
             number += 1
@@ -464,6 +424,68 @@ def _build_sections(lines: list[Line]) -> list[Section]:
         if built:
             out.append(Section(clean_text(name), tuple(built)))
     return out
+
+
+class _SectionBuilder:
+    """Sections as (name, paragraphs as lists of lines, each paragraph's subheading), built line by line.
+
+    When the body numbers its paragraphs, only numbered lines start a paragraph; a body without numbers but with
+    "- " lines at the margin numbers those; otherwise every line is a paragraph."""
+
+    def __init__(self, lines: list[Line]) -> None:
+        self.marked = any(l.kind == "numbered" for l in lines)
+        self.dash_paragraphs = not self.marked and any(
+            l.kind == "bullet" and l.indent == 0 and l.marker == "-" for l in lines)
+        self.sections: list[tuple[str, list[list[str]], list[str | None]]] = []
+        self.current: tuple[str, list[list[str]], list[str | None]] | None = None
+        self.subheading: str | None = None
+        self.open_para = False
+
+    def take(self, line: Line, is_last: bool) -> None:
+        key = normalise_key(line.text)
+        if line.kind == "heading":
+            if line.level >= 3 and key not in KNOWN_SECTIONS and self.current is not None:
+                self.subheading, self.open_para = line.text, False
+            else:
+                self.start_section(line.text)
+        elif line.kind == "text" and line.indent == 0 and key in KNOWN_SECTIONS:
+            self.start_section(line.text.rstrip(":"))
+        elif line.kind == "text" and _is_heading_like(line) and not is_last:
+            if self.current is None:
+                self.start_section(line.text)
+            else:
+                self.subheading, self.open_para = line.text, False
+        elif line.kind == "numbered":
+            self.new_paragraph(line.text)
+        elif line.kind == "bullet":
+            if self.dash_paragraphs and line.indent == 0 and line.marker == "-":
+                self.new_paragraph(line.text)
+            else:
+                self.continue_paragraph(f"\u2022 {line.text}")
+        elif self.marked or self.dash_paragraphs:
+            self.continue_paragraph(line.text)
+        else:
+            self.new_paragraph(line.text)
+
+    def start_section(self, name: str) -> None:
+        self.current = (name, [], [])
+        self.sections.append(self.current)
+        self.subheading = None
+        self.open_para = False
+
+    def new_paragraph(self, text: str) -> None:
+        if self.current is None:
+            self.start_section("Decision")
+        assert self.current is not None
+        self.current[1].append([text])
+        self.current[2].append(self.subheading)
+        self.open_para = True
+
+    def continue_paragraph(self, text: str) -> None:
+        if self.current is None or not self.open_para or not self.current[1]:
+            self.new_paragraph(text)
+        else:
+            self.current[1][-1].append(text)
 
 
 def _remedies(sections: list[Section], summary: str | None) -> list[Remedy]:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,9 +16,11 @@ from core.types import Answer, Citation, Decision, Filters, Hit, Message, Query
 from ingest.index import Index, open_index
 from rag.answer import NOT_FOUND, AnswerContext, ChatBackend, ExtractiveBackend, make_backend
 from rag.cite import CitationVerifier, StreamingVerifier, mark_uncited_sentences, supported_sentences
-from rag.evidence import SentenceEvidence, named_councils, sentence_evidence
-from rag.policy import RULES, STATISTICS_QUESTION, Candidate, PolicyDecision, candidate_features, decide, load_model
-from rag.query import ACRONYMS, QueryAnalyser, coerce_history, expand_acronyms, find_authorities
+from rag.evidence import SentenceEvidence, sentence_evidence
+from rag.policy import RULES, Candidate, PolicyDecision, candidate_features, load_model
+from rag.policy import uncovered_note
+from rag.policy import verdict as policy_verdict
+from rag.query import QueryAnalyser, coerce_history, expand_acronyms
 from rag.retrieve import HybridRetriever, Retrieval, RetrievalConfig
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,8 @@ class Assistant:
             reranker = load_cross_encoder(settings.reranker_path)
         self.retriever = HybridRetriever(cat, index.store, index.embedder, RetrievalConfig.from_settings(settings),
                                          reranker)
-        self.relevance = load_model(str(settings.relevance_model) if settings.relevance_model else None)
+        self.relevance = load_model(str(settings.relevance_model) if settings.relevance_model else None).tuned(
+            answer_threshold=settings.answer_threshold, cite_ratio=settings.cite_ratio)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *, backend: Any = None, reranker: Any = None,
@@ -212,172 +214,81 @@ class Assistant:
                                         self.index.catalog.document_frequency(terms),
                                         self.index.catalog.count_chunks(), explicit,
                                         background=self.relevance.background)
-        verdict = self._verdict(query, retrieval, candidates, uncovered, explicit)
+        verdict = policy_verdict(self.relevance, candidates, retrieval, query.text,
+                                 named_cases=bool(query.case_numbers), uncovered=uncovered, explicit_filters=explicit)
         return Examination(query, retrieval, decisions, evidence, candidates, verdict, notes, timings)
-
-    def _verdict(self, query: Query, retrieval: Retrieval, candidates: Sequence[Candidate], uncovered: str | None,
-                 explicit_filters: bool) -> PolicyDecision:
-        """The answer-or-decline policy: fixed rules first (each with its reason), then the fitted model."""
-        version = self.relevance.version
-        if retrieval.looked_up:  # the person named the decision: answer from it, whatever the wording
-            return PolicyDecision(True, None, tuple(retrieval.looked_up), {}, version)
-        if not retrieval.hits:
-            return PolicyDecision(False, RULES["no_hits"], (), {}, version)
-        if query.case_numbers and retrieval.missing_cases:
-            return PolicyDecision(False, RULES["missing_case"], (), {}, version)
-        if STATISTICS_QUESTION.search(query.text):
-            return PolicyDecision(False, RULES["statistics"], (), {}, version)
-        if uncovered:
-            return PolicyDecision(False, RULES["uncovered"], (), {}, version)
-        return decide(candidates, self.relevance, filtered=explicit_filters)
 
     def stream(self, question: str, filters: Filters | Mapping[str, Any] | None = None,
                history: Sequence[Any] | None = None, k: int | None = None) -> Iterator[str | Answer]:
         """Yield verified answer text as it is produced, then the final Answer."""
-        started = time.perf_counter()
-        exam = self.examine(question, filters, history, k)
-        query, retrieval, decisions = exam.query, exam.retrieval, exam.decisions
-        timings, notes, verdict = exam.timings_ms, exam.notes, exam.verdict
-        messages = coerce_history(history)
-        relevance = {d: round(p, 4) for d, p in verdict.scores.items()}
-
-        def finish(text: str, abstained: bool, citations: Sequence[Citation], backend: str, model: str | None,
-                   prompt_version: str | None, fabricated: int = 0, corrected: int = 0, uncited: int = 0,
-                   fabricated_before: int = 0, reason: str | None = None) -> Answer:
-            timings["total_ms"] = (time.perf_counter() - started) * 1000
-            return Answer(text=text, abstained=abstained, citations=tuple(citations), sources=tuple(retrieval.hits),
-                          filters_applied=query.filters, fabricated_citations_removed=fabricated, backend=backend,
-                          model=model, prompt_version=prompt_version, timings_ms=dict(timings), question=question,
-                          standalone_question=query.standalone, notes=tuple(notes), uncited_sentences=uncited,
-                          paragraphs_corrected=corrected, fabricated_before_verification=fabricated_before,
-                          inferred_filters=query.inferred_filters,
-                          decline_reason=(reason or verdict.reason) if abstained else None, relevance=relevance,
-                          policy_version=verdict.version)
-
-        prefix = "".join(f"_{n}_\n\n" for n in notes)
-        if retrieval.filters_match_nothing:
-            text = (f"No indexed decisions match the filters ({query.filters.describe()}), so nothing was searched. "
-                    "Change or remove a filter to search more widely.")
-            yield prefix + text
-            yield finish(prefix + text, True, [], self.backend.name, self.backend.model, self.backend.prompt_version,
-                         reason="no indexed decision matches the filters")
-            return
-
-        if not verdict.answer:
-            text = prefix + self._abstain_text(retrieval, decisions, reason=verdict.reason)
+        turn = _Turn(question, time.perf_counter(), self.examine(question, filters, history, k))
+        if not turn.exam.verdict.answer:
+            text = turn.prefix + self._declined_text(turn.exam)
             yield text
-            yield finish(text, True, [], self.backend.name, self.backend.model, self.backend.prompt_version)
+            yield turn.finish(text, True, [], self.backend)
             return
+        yield from self._compose(turn, self._answer_context(turn.exam, coerce_history(history)))
 
-        ctx = self._answer_context(exam, messages)
+    def _declined_text(self, exam: Examination) -> str:
+        if exam.retrieval.filters_match_nothing:
+            return (f"No indexed decisions match the filters ({exam.query.filters.describe()}), so nothing was "
+                    "searched. Change or remove a filter to search more widely.")
+        return self._abstain_text(exam.retrieval, exam.decisions, reason=exam.verdict.reason)
+
+    def _compose(self, turn: _Turn, ctx: AnswerContext) -> Iterator[str | Answer]:
+        """Stream the backend's verified text, then finish: its answer, its "not found", or the extractive one."""
+        exam, backend = turn.exam, self.backend
         # Citations are checked against the decisions the answer may use: a retrieved decision the policy judged
         # not to answer is no source for a claim (the model never saw it; the extractive answer never quotes it).
-        verifier = CitationVerifier({d: decisions[d] for d in verdict.relevant if d in decisions})
-        backend = self.backend
-        if prefix:
-            yield prefix
+        verifier = CitationVerifier({d: exam.decisions[d] for d in exam.verdict.relevant if d in exam.decisions})
+        if turn.prefix:
+            yield turn.prefix
         t = time.perf_counter()
-        streamer = StreamingVerifier(verifier)
-        pieces: list[str] = []  # verified text, in order
-        shown = 0  # how many of them have been yielded
-        # A model's text is held back until a sentence with a citation that checked out arrives: a reply that
-        # cites nothing real (say, one that obeys an instruction planted in a decision) is never shown, not even
-        # while streaming; the extractive fallback below replaces it.
-        hold = isinstance(backend, ChatBackend)
-        failure: str | None = None
-
-        def release(new: list[str]) -> str:
-            """Record newly verified pieces; the text that may be shown now ("" while held or nothing new)."""
-            nonlocal shown, hold
-            pieces.extend(new)
-            if not new or hold and not supported_sentences("".join(pieces)):
-                return ""
-            hold = False
-            ready, shown = "".join(pieces[shown:]), len(pieces)
-            return ready
-
+        run = _VerifiedRun(StreamingVerifier(verifier), hold=isinstance(backend, ChatBackend))
         try:
             for token in backend.stream(ctx):
-                if ready := release(list(streamer.feed(token))):
+                if ready := run.release(run.streamer.feed(token)):
                     yield ready
-            if ready := release(list(streamer.finish())):
+            if ready := run.release(run.streamer.finish()):
                 yield ready
         except BackendError as exc:
             log.warning("answer backend failed, falling back to extractive: %s", exc)
-            failure = f"The {backend.name} model failed ({_short(str(exc), 120)}); showing the relevant passages instead."
-        timings["generation_ms"] = (time.perf_counter() - t) * 1000
-        fabricated = sum(v.fabricated_removed for v in streamer.released)
-        corrected = sum(v.paragraphs_corrected for v in streamer.released)
-        raw_text = "".join(pieces).strip()
-        supported = supported_sentences(raw_text)
+            run.failure = (f"The {backend.name} model failed ({_short(str(exc), 120)}); showing the relevant passages "
+                           "instead.")
+        exam.timings_ms["generation_ms"] = (time.perf_counter() - t) * 1000
+        yield from self._conclude(turn, ctx, verifier, run)
 
-        if failure is None and isinstance(backend, ChatBackend) and NOT_FOUND.lower().rstrip(".") in \
-                streamer.raw.lower():
-            text = prefix + self._abstain_text(retrieval, decisions, said_by_model=True)
-            yield "\n\n" + text[len(prefix):] if shown else text
-            yield finish(text, True, [], backend.name, backend.model, backend.prompt_version, fabricated, corrected,
-                         fabricated_before=fabricated, reason="the language model found no answer in the passages")
+    def _conclude(self, turn: _Turn, ctx: AnswerContext, verifier: CitationVerifier,
+                  run: _VerifiedRun) -> Iterator[str | Answer]:
+        backend, prefix = self.backend, turn.prefix
+        fabricated = sum(v.fabricated_removed for v in run.streamer.released)
+        corrected = sum(v.paragraphs_corrected for v in run.streamer.released)
+        raw_text = "".join(run.pieces).strip()
+        chat = isinstance(backend, ChatBackend)
+        if run.failure is None and chat and NOT_FOUND.lower().rstrip(".") in run.streamer.raw.lower():
+            text = prefix + self._abstain_text(turn.exam.retrieval, turn.exam.decisions, said_by_model=True)
+            yield "\n\n" + text[len(prefix):] if run.shown else text
+            yield turn.finish(text, True, [], backend, fabricated, corrected, fabricated_before=fabricated,
+                              reason=RULES["model_found_nothing"])
             return
-        if failure is not None or (supported == 0 and isinstance(backend, ChatBackend)):
-            if failure:
-                note = failure
-            elif not any(v.valid_citations for v in streamer.released):
-                note = ("The model's answer had no citation that could be checked against the decisions, so the "
-                        "relevant passages are shown instead.")
-            else:
-                note = ("None of the model's sentences was backed by a citation that could be checked against the "
-                        "decisions, so the relevant passages are shown instead.")
-            extract = self.extractive.compose(ctx)
-            v = verifier.verify(extract)
-            text = prefix + f"_{note}_\n\n" + v.text
+        if run.failure is not None or (chat and supported_sentences(raw_text) == 0):
+            note = run.failure or _unsupported_note(run.streamer.released)
+            v = verifier.verify(self.extractive.compose(ctx))
             yield "\n\n" + f"_{note}_\n\n" + v.text
-            notes.append(note)
-            yield finish(text, False, _dedupe(v.citations), "extractive", None, None, fabricated, corrected,
-                         v.uncited_sentences, fabricated_before=fabricated)
+            turn.exam.notes.append(note)
+            yield turn.finish(prefix + f"_{note}_\n\n" + v.text, False, _dedupe(v.citations), self.extractive,
+                              fabricated, corrected, v.uncited_sentences, fabricated_before=fabricated)
             return
-
         final = verifier.verify(raw_text, mark_uncited=False)
         marked, uncited = mark_uncited_sentences(final.text)
-        yield finish(prefix + marked, False, _dedupe(final.citations), backend.name, backend.model,
-                     backend.prompt_version, fabricated + final.fabricated_removed, corrected, uncited,
-                     fabricated_before=fabricated)
+        yield turn.finish(prefix + marked, False, _dedupe(final.citations), backend,
+                          fabricated + final.fabricated_removed, corrected, uncited, fabricated_before=fabricated)
 
     # helpers -----------------------------------------------------------------------------------
     def _uncovered(self, query: Query) -> str | None:
-        """The note for a question about a council or an acronym that no indexed decision covers (it abstains)."""
-        if unknown := self._unknown_councils(query):
-            return "No decisions about " + " or ".join(unknown) + " are in the index."
-        if absent := self._absent_acronyms(query):
-            return "No indexed decision mentions " + " or ".join(absent) + "."
-        return None
-
-    def _unknown_councils(self, query: Query) -> list[str]:
-        """Councils the question names in full that the index holds no decision about."""
-        known = self.choices("authority")
-        return [name for name in named_councils(query.text) if not find_authorities(name, known)]
-
-    def _absent_acronyms(self, query: Query) -> list[str]:
-        """Acronyms the question names ("IOPC", "DVLA") that no indexed decision contains, spelled out or not: the
-        question is about a body or scheme the decisions do not cover. Known acronyms count as present when their
-        expansion is in the index. A word in capitals that is a whole word of the embedding model's general
-        vocabulary ("DROP", "TABLE", and common acronyms such as "NHS" or "UK") is left to the evidence check, and
-        a question typed in capitals is not read for acronyms."""
-        common = self.index.embedder.vocabulary()
-        if not common:
-            return []  # without a vocabulary, ordinary words in capitals could not be told from acronyms
-        words = re.findall(r"[A-Za-z][A-Za-z0-9]*", query.text)
-        found = [w for w in dict.fromkeys(re.findall(r"\b[A-Z][A-Z0-9]{1,5}\b", query.text))
-                 if not w.isdigit() and w.lower() not in common]
-        if not found or len(found) > len(words) / 2:
-            return []
-        absent = []
-        for acronym in found:
-            spelled = [stem(t) for t in query_terms(ACRONYMS.get(acronym, ""))]
-            as_written = stem(acronym.lower())
-            df = self.index.catalog.document_frequency([as_written, *spelled])
-            if not df.get(as_written) and not (spelled and all(df.get(t) for t in spelled)):
-                absent.append(acronym)
-        return absent
+        """The note for a question about a council or an acronym that no indexed decision covers (it declines)."""
+        return uncovered_note(query.text, self.choices("authority"), self.index.embedder.vocabulary(),
+                              self.index.catalog.document_frequency)
 
     def _abstain_text(self, retrieval: Retrieval, decisions: Mapping[str, Decision],
                       said_by_model: bool = False, reason: str | None = None) -> str:
@@ -395,6 +306,67 @@ class Assistant:
         if not nearest:
             return lead
         return lead + "\n\nNearest decisions (may be related):\n" + "\n".join(nearest)
+
+
+@dataclass
+class _Turn:
+    """One question being answered: what was examined, and how to record the final Answer."""
+
+    question: str
+    started: float
+    exam: Examination
+
+    @property
+    def prefix(self) -> str:
+        """The examination's notes, shown in italics above the answer."""
+        return "".join(f"_{n}_\n\n" for n in self.exam.notes)
+
+    def finish(self, text: str, abstained: bool, citations: Sequence[Citation], backend: Any, fabricated: int = 0,
+               corrected: int = 0, uncited: int = 0, fabricated_before: int = 0, reason: str | None = None) -> Answer:
+        exam, timings = self.exam, self.exam.timings_ms
+        query, verdict = exam.query, exam.verdict
+        timings["total_ms"] = (time.perf_counter() - self.started) * 1000
+        return Answer(text=text, abstained=abstained, citations=tuple(citations), sources=tuple(exam.retrieval.hits),
+                      filters_applied=query.filters, fabricated_citations_removed=fabricated, backend=backend.name,
+                      model=backend.model, prompt_version=backend.prompt_version, timings_ms=dict(timings),
+                      question=self.question, standalone_question=query.standalone, notes=tuple(exam.notes),
+                      uncited_sentences=uncited, paragraphs_corrected=corrected,
+                      fabricated_before_verification=fabricated_before, inferred_filters=query.inferred_filters,
+                      decline_reason=(reason or verdict.reason) if abstained else None,
+                      relevance={d: round(p, 4) for d, p in verdict.scores.items()}, policy_version=verdict.version)
+
+
+@dataclass
+class _VerifiedRun:
+    """A backend's text as the citation check releases it.
+
+    A model's text is held back until a sentence with a citation that checked out arrives: a reply that cites
+    nothing real (say, one that obeys an instruction planted in a decision) is never shown, not even while
+    streaming; the extractive fallback replaces it."""
+
+    streamer: StreamingVerifier
+    hold: bool
+    pieces: list[str] = field(default_factory=list)  # verified text, in order
+    shown: int = 0  # how many pieces have been yielded
+    failure: str | None = None
+
+    def release(self, new: Iterable[str]) -> str:
+        """Record newly verified pieces; the text that may be shown now ("" while held or nothing new)."""
+        new = list(new)
+        self.pieces.extend(new)
+        if not new or self.hold and not supported_sentences("".join(self.pieces)):
+            return ""
+        self.hold = False
+        ready, self.shown = "".join(self.pieces[self.shown:]), len(self.pieces)
+        return ready
+
+
+def _unsupported_note(released: Sequence[Any]) -> str:
+    if not any(v.valid_citations for v in released):
+        return ("The model's answer had no citation that could be checked against the decisions, so the relevant "
+                "passages are shown instead.")
+    return ("None of the model's sentences was backed by a citation that could be checked against the decisions, "
+            "so the relevant passages are shown instead.")
 
 
 def _dedupe(citations: Sequence[Citation]) -> list[Citation]:

@@ -31,8 +31,8 @@ from typing import IO, Any
 
 from core.casenum import case_number_slug, normalise_case_number
 from core.errors import IndexStateError, QuestionError
-from core.text import category_path
-from core.types import Decision, Filters
+from core.text import split_sentences
+from core.types import Decision, DecisionNames, Filters
 from ingest.catalog import Catalog
 
 log = logging.getLogger(__name__)
@@ -99,18 +99,12 @@ INSERT INTO browse_fts(rowid, heading, summary, body)
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 _PHRASE = re.compile(r'"([^"]+)"')
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)]?\s+(?=[A-Z0-9“\"'(])")
-_ABBREVIATION = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|para|paras|St|e\.g|i\.e)\.$")
 
 
 def first_sentence(text: str | None, limit: int = 240) -> str:
     """The first sentence of a summary (cut at a word boundary if very long); '' for none."""
-    text = " ".join((text or "").split())
-    start = 0
-    for match in _SENTENCE_END.finditer(text):
-        if not _ABBREVIATION.search(text[start:match.start()]):
-            text = text[:match.start()]
-            break
+    sentences = split_sentences(" ".join((text or "").split()))
+    text = sentences[0] if sentences else ""
     if len(text) > limit:
         text = text[:limit - 1].rsplit(" ", 1)[0] + "…"
     return text
@@ -177,28 +171,13 @@ class BrowseQuery:
 
 
 @dataclass(frozen=True)
-class BrowseRow:
+class BrowseRow(DecisionNames):
     """One decision in the browser's table."""
 
-    doc_id: str
-    case_number: str | None
-    authority: str | None
-    category: str | None
-    subcategory: str | None
     outcome: str | None
     decision_date: str | None
     url: str | None
     summary: str | None
-
-    @property
-    def label(self) -> str:
-        """The case number, or the document id when it has none."""
-        return self.case_number or self.doc_id
-
-    @property
-    def category_label(self) -> str:
-        """'Education > School transport'."""
-        return category_path(self.category, self.subcategory)
 
     @property
     def first_sentence(self) -> str:
@@ -389,7 +368,7 @@ class DecisionBrowser:
         writer.writerow(CSV_COLUMNS)
         n = 0
         for row in self.iter_rows(query):
-            writer.writerow([_csv_safe(x) for x in (row.case_number or "", row.authority or "", row.category_label,
+            writer.writerow([_csv_safe(x) for x in (row.case_number or "", row.authority or "", row.category_path,
                                                     row.outcome or "", row.decision_date or "", row.first_sentence,
                                                     row.url or "", row.doc_id)])
             n += 1

@@ -9,10 +9,11 @@ never reaches the person reading.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from core.casenum import CASE_NUMBER_RE, normalise_case_number
+from core.text import split_sentences
 from core.types import Citation, Decision
 
 UNCITED_MARK = "⟨no citation⟩"
@@ -24,6 +25,44 @@ _PARA = r"(?:¶|§|paras?\.?|paragraphs?|p\.)\s*"
 _NUMS = r"\d{1,3}(?:\s*(?:[-–]|,|and|&)\s*\d{1,3})*"
 _BRACKET = re.compile(r"[\[(]([^\[\]()]{4,200})[\])]")
 _DOC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{3,80}$")
+_REFERENCE = re.compile(rf"^(?P<who>.+?)(?:[\s,]*(?:{_PARA})(?P<nums>{_NUMS})|\s*,?\s*(?P<summary>summary))?\s*$", re.I)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One reference inside a citation: a decision (case number or document id, as written) and paragraphs."""
+
+    who: str
+    paragraphs: tuple[int, ...] = ()  # none: the decision as a whole
+    summary: bool = False
+
+    @property
+    def label(self) -> str:
+        """The decision's label: a case number in its standard spelling, or the document id."""
+        return normalise_case_number(self.who) or self.who
+
+
+def parse_reference(ref: str, known: Container[str] = ()) -> Reference | None:
+    """"23-009-429, paras 5-6" -> Reference; None when the text is not a citation ("sic", "see below"). A
+    document id counts when it looks like one (has an underscore) or is among `known` labels."""
+    m = _REFERENCE.match(ref.strip().strip(".;,"))
+    if not m:
+        return None
+    who = m.group("who").strip().rstrip(",")
+    if normalise_case_number(who) is None and not (_DOC_ID.match(who) and "_" in who or who in known):
+        return None
+    return Reference(who, tuple(_numbers(m.group("nums") or "")), bool(m.group("summary")))
+
+
+def bracket_parts(inside: str) -> list[str]:
+    """The references of one bracket: "[23 009 429 ¶5; 20 011 198 ¶3]" has two."""
+    return re.split(r"\s*;\s*", inside)
+
+
+def cited_labels(text: str) -> list[str]:
+    """Decision labels the citations in a text refer to, one entry per reference (the evaluation counts them)."""
+    return [r.label for m in _BRACKET.finditer(text) for part in bracket_parts(m.group(1))
+            if (r := parse_reference(part)) is not None]
 
 
 @dataclass
@@ -85,24 +124,18 @@ class CitationVerifier:
 
     def _check_ref(self, ref: str, v: Verification) -> list[str] | None:
         """Validate one reference inside brackets; returns the labels to keep, or None if not a citation."""
-        ref = ref.strip().strip(".;,")
-        m = re.match(rf"^(?P<who>.+?)(?:[\s,]*(?:{_PARA})(?P<nums>{_NUMS})|\s*,?\s*(?P<summary>summary))?\s*$", ref,
-                     re.I)
-        if not m:
+        reference = parse_reference(ref, self.by_label)
+        if reference is None:
             return None
-        who = m.group("who").strip().rstrip(",")
-        is_case = normalise_case_number(who) is not None
-        if not is_case and not (_DOC_ID.match(who) and "_" in who or who in self.by_label):
-            return None
-        decision = self._decision_for(who)
+        decision = self._decision_for(reference.who)
         if decision is None:
             v.fabricated_removed += 1
             return []
-        if m.group("summary"):
+        if reference.summary:
             v.citations.append(self.citation(decision, 0))
             v.valid_citations += 1
             return [f"{decision.label} summary"]
-        nums = _numbers(m.group("nums") or "")
+        nums = reference.paragraphs
         if not nums:
             v.citations.append(self.citation(decision, None))
             v.valid_citations += 1
@@ -121,7 +154,7 @@ class CitationVerifier:
 
     def _rewrite_brackets(self, text: str, v: Verification) -> str:
         def replace(match: re.Match[str]) -> str:
-            results = [self._check_ref(part, v) for part in re.split(r"\s*;\s*", match.group(1))]
+            results = [self._check_ref(part, v) for part in bracket_parts(match.group(1))]
             if all(r is None for r in results):
                 return match.group(0)  # not a citation: "[sic]", "(see below)"
             kept = [label for r in results if r for label in r]
@@ -157,25 +190,6 @@ class CitationVerifier:
             cleaned, v.uncited_sentences = mark_uncited_sentences(cleaned)
         v.text = cleaned.strip()
         return v
-
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])(?:\s*\[[^\]]*\])?(?=\s+|$)")
-
-
-def split_sentences(line: str) -> list[str]:
-    """Split a line into sentences, keeping a trailing [citation] with its sentence."""
-    pieces: list[str] = []
-    start = 0
-    for m in _SENTENCE_END.finditer(line):
-        end = m.end()
-        piece = line[start:end].strip()
-        if piece:
-            pieces.append(piece)
-        start = end
-    rest = line[start:].strip()
-    if rest:
-        pieces.append(rest)
-    return pieces
 
 
 def _is_structural(line: str) -> bool:

@@ -7,7 +7,6 @@ rarely has any single sentence close to it. The same similarities help the extra
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -96,19 +95,3 @@ def _warn_unstored(doc_ids: Sequence[str]) -> None:
         _warned.update(new)
         log.warning("%d decision(s) have no stored sentence vectors (%s...): ingest the same files again to add them "
                     "(python -m ingest PATH...) for faster, consistent answers", len(new), ", ".join(new[:3]))
-
-
-_NAMED_COUNCIL = re.compile(
-    r"\b((?:[A-Z][a-z'’]+(?:[ -](?:upon|on|in|and|the|of|[A-Z][a-z'’]+))*)\s+(?:City|County|Borough|District|"
-    r"Metropolitan Borough|Metropolitan District|Town|Parish|Unitary)?\s*Council)\b"
-    r"|\b(London Borough of [A-Z][a-z'’]+(?: [A-Z][a-z'’]+)*|Royal Borough of [A-Z][a-z'’]+(?: [A-Z][a-z'’]+)*)")
-
-
-def named_councils(text: str) -> list[str]:
-    """Council names written in full in a question ("Leeds City Council", "London Borough of Ealing")."""
-    found = []
-    for m in _NAMED_COUNCIL.finditer(text):
-        name = (m.group(1) or m.group(2) or "").strip()
-        if name and name.split()[0] not in {"The", "A", "Which", "What", "Did", "Does", "Has", "Is", "Any", "Each"}:
-            found.append(name)
-    return found

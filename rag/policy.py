@@ -23,18 +23,23 @@ still counts the index alone.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError
 from core.text import content_words, query_terms, stem
 from core.types import Decision, Hit
+from rag.query import ACRONYMS, find_authorities
+
+if TYPE_CHECKING:
+    from rag.retrieve import Retrieval
 
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "relevance.json"
 BACKGROUND_FILE = "background_words.json"
@@ -76,11 +81,14 @@ class WordStatistics:
 
 
 RULES = {
+    "no_filter_match": "no indexed decision matches the filters",
     "no_hits": "nothing was retrieved",
     "missing_case": "the question names a case number the index does not hold",
     "statistics": "decisions describe single complaints; they hold no counts or rates",
     "uncovered": "the question names a council or an acronym no indexed decision contains",
     "no_decision_addresses": "no retrieved decision addresses what the question is about",
+    # Decided after the answer is composed: a language model read the passages and said they do not answer.
+    "model_found_nothing": "the language model found no answer in the passages",
 }
 
 
@@ -130,6 +138,20 @@ class RelevanceModel:
         if not (len(self.mean) == len(self.scale) == len(self.coef) == n) or set(self.features) - set(FEATURES):
             raise ConfigError(f"relevance model {self.version!r}: features {self.features} do not match its weights "
                               f"or are unknown (known: {', '.join(FEATURES)}); refit with python -m eval fit-policy")
+
+    def tuned(self, answer_threshold: float | None = None, cite_ratio: float | None = None) -> RelevanceModel:
+        """The model with the weights a setting overrides (OMBUDS_ANSWER_THRESHOLD, OMBUDS_CITE_RATIO); the
+        version says so, so that every Answer and report shows the policy it ran."""
+        if answer_threshold is None and cite_ratio is None:
+            return self
+        changes: dict[str, Any] = {}
+        if answer_threshold is not None:
+            changes.update(answer_threshold=answer_threshold, filtered_answer_threshold=answer_threshold)
+        if cite_ratio is not None:
+            changes["cite_ratio"] = cite_ratio
+        label = ",".join(f"{k}={v:g}" for k, v in (("threshold", answer_threshold), ("cite_ratio", cite_ratio))
+                         if v is not None)
+        return dataclasses.replace(self, version=f"{self.version}+{label}", **changes)
 
     def probability(self, features: Mapping[str, float]) -> float:
         """P(answers) for one candidate's features."""
@@ -311,6 +333,87 @@ def decide(candidates: Sequence[Candidate], model: RelevanceModel, filtered: boo
         return PolicyDecision(False, RULES["no_decision_addresses"], (), scores, model.version)
     relevant = tuple(c.doc_id for c in ranked if c is ranked[0] or scores[c.doc_id] >= model.cite_ratio * best)
     return PolicyDecision(True, None, relevant, scores, model.version)
+
+
+def verdict(model: RelevanceModel, candidates: Sequence[Candidate], retrieval: Retrieval, question: str, *,
+            named_cases: bool, uncovered: str | None, explicit_filters: bool) -> PolicyDecision:
+    """Answer or decline, and why: the one place that decides. Rules that need no fitting come first, each with
+    its reason (RULES); then the fitted model (`decide`).
+
+    retrieval: what was found (hits, decisions looked up by case number, case numbers not in the index, whether
+    the filters match anything); named_cases: the question names a case number; uncovered: the note for a council
+    or acronym no indexed decision contains (None when every one is covered)."""
+    def declined(rule: str) -> PolicyDecision:
+        return PolicyDecision(False, RULES[rule], (), {}, model.version)
+
+    if retrieval.filters_match_nothing:
+        return declined("no_filter_match")
+    if retrieval.looked_up:  # the person named the decision: answer from it, whatever the wording
+        return PolicyDecision(True, None, tuple(retrieval.looked_up), {}, model.version)
+    if not retrieval.hits:
+        return declined("no_hits")
+    if named_cases and retrieval.missing_cases:
+        return declined("missing_case")
+    if STATISTICS_QUESTION.search(question):
+        return declined("statistics")
+    if uncovered:
+        return declined("uncovered")
+    return decide(candidates, model, filtered=explicit_filters)
+
+
+_NAMED_COUNCIL = re.compile(
+    r"\b((?:[A-Z][a-z'’]+(?:[ -](?:upon|on|in|and|the|of|[A-Z][a-z'’]+))*)\s+(?:City|County|Borough|District|"
+    r"Metropolitan Borough|Metropolitan District|Town|Parish|Unitary)?\s*Council)\b"
+    r"|\b(London Borough of [A-Z][a-z'’]+(?: [A-Z][a-z'’]+)*|Royal Borough of [A-Z][a-z'’]+(?: [A-Z][a-z'’]+)*)")
+
+
+def named_councils(text: str) -> list[str]:
+    """Council names written in full in a question ("Leeds City Council", "London Borough of Ealing")."""
+    found = []
+    for m in _NAMED_COUNCIL.finditer(text):
+        name = (m.group(1) or m.group(2) or "").strip()
+        if name and name.split()[0] not in {"The", "A", "Which", "What", "Did", "Does", "Has", "Is", "Any", "Each"}:
+            found.append(name)
+    return found
+
+
+def uncovered_note(question: str, councils: Sequence[str], vocabulary: Container[str],
+                   document_frequency: Callable[[list[str]], Mapping[str, int]]) -> str | None:
+    """The rule "uncovered": a question naming a council, or an acronym, that no indexed decision contains is about
+    something the decisions do not cover. Returns the note shown to the person (None when all are covered).
+
+    councils: the index's councils; vocabulary: the embedding model's general vocabulary (lower case);
+    document_frequency: stems -> how many chunks hold each."""
+    unknown = [name for name in named_councils(question) if not find_authorities(name, councils)]
+    if unknown:
+        return "No decisions about " + " or ".join(unknown) + " are in the index."
+    if absent := absent_acronyms(question, vocabulary, document_frequency):
+        return "No indexed decision mentions " + " or ".join(absent) + "."
+    return None
+
+
+def absent_acronyms(question: str, vocabulary: Container[str],
+                    document_frequency: Callable[[list[str]], Mapping[str, int]]) -> list[str]:
+    """Acronyms the question names ("IOPC", "DVLA") that no indexed decision contains, spelled out or not: the
+    question is about a body or scheme the decisions do not cover. Known acronyms count as present when their
+    expansion is in the index. A word in capitals that is a whole word of the embedding model's general
+    vocabulary ("DROP", "TABLE", and common acronyms such as "NHS" or "UK") is left to the evidence check, and
+    a question typed in capitals is not read for acronyms."""
+    if not vocabulary:
+        return []  # without a vocabulary, ordinary words in capitals could not be told from acronyms
+    words = re.findall(r"[A-Za-z][A-Za-z0-9]*", question)
+    found = [w for w in dict.fromkeys(re.findall(r"\b[A-Z][A-Z0-9]{1,5}\b", question))
+             if not w.isdigit() and w.lower() not in vocabulary]
+    if not found or len(found) > len(words) / 2:
+        return []
+    absent = []
+    for acronym in found:
+        spelled = [stem(t) for t in query_terms(ACRONYMS.get(acronym, ""))]
+        as_written = stem(acronym.lower())
+        df = document_frequency([as_written, *spelled])
+        if not df.get(as_written) and not (spelled and all(df.get(t) for t in spelled)):
+            absent.append(acronym)
+    return absent
 
 
 def idf_table(terms: Sequence[str], document_frequency: Mapping[str, int], n_chunks: int) -> dict[str, float]:

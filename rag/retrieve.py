@@ -162,83 +162,99 @@ class HybridRetriever:
         k = k or self.config.k
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        filters = query.filters
-        result = Retrieval(hits=[], ranked_docs=[], filters=filters)
-        if filters.active:
-            result.filter_matches = self.catalog.count_matching(filters)
-
-        # 1. Case numbers: lookup first, always.
-        looked_up = self.catalog.docs_by_case_number(query.case_numbers) if query.case_numbers else []
-        result.looked_up = looked_up
-        found = set(looked_up)
-        result.missing_cases = [c for c in query.case_numbers if c.replace(" ", "-") not in found and c not in found]
-        ordered_lookup: list[str] = []
-        fused_lookup: dict[str, tuple[float, tuple[str, ...]]] = {}
-        dense_sims: dict[str, float] = {}
-        lex_scores: dict[str, float] = {}
-        if looked_up:
-            fused_lookup, d1, l1 = self._search(query, Filters(), looked_up, self.config.candidates, timings)
-            dense_sims.update(d1)
-            lex_scores.update(l1)
-            ordered_lookup = sorted(fused_lookup, key=lambda c: -fused_lookup[c][0])
-
-        # 2. Open search (unless the filters exclude everything).
-        fused: dict[str, tuple[float, tuple[str, ...]]] = {}
-        if not result.filters_match_nothing:
-            fused, d2, l2 = self._search(query, filters, None, self.config.candidates, timings)
-            dense_sims.update({c: s for c, s in d2.items() if c not in dense_sims})
-            lex_scores.update({c: s for c, s in l2.items() if c not in lex_scores})
-        ordered = sorted(fused, key=lambda c: -fused[c][0])
-
-        chunks = self.catalog.get_chunks(list(dict.fromkeys(ordered_lookup + ordered)))
+        result = Retrieval(hits=[], ranked_docs=[], filters=query.filters)
+        if query.filters.active:
+            result.filter_matches = self.catalog.count_matching(query.filters)
+        found = self._find(query, result, timings)
+        chunks = self.catalog.get_chunks(list(dict.fromkeys(found.lookup_order + found.order)))
         t = time.perf_counter()
-        ordered = self._rerank(query.standalone, ordered, chunks)
+        found.order = self._rerank(query.standalone, found.order, chunks)
         if self.reranker is not None:
             timings["rerank_ms"] = (time.perf_counter() - t) * 1000
-
-        # 3. Group per decision: lookup decisions first, then decisions by their best chunk.
-        per_doc: dict[str, list[str]] = {}
-        doc_order: list[str] = []
-        for cid in ordered_lookup + ordered:
-            chunk = chunks.get(cid)
-            if chunk is None:
-                continue
-            if chunk.doc_id not in per_doc:
-                per_doc[chunk.doc_id] = []
-                doc_order.append(chunk.doc_id)
-            if cid not in per_doc[chunk.doc_id]:
-                per_doc[chunk.doc_id].append(cid)
-        for doc in looked_up:
-            if doc not in per_doc:  # the decision exists but nothing matched the words: show its start
-                per_doc[doc] = [c.chunk_id for c in self.catalog.chunks_of(doc)[:2]]
-                for c in self.catalog.chunks_of(doc)[:2]:
-                    chunks[c.chunk_id] = c
-                doc_order.insert(looked_up.index(doc), doc)
-        result.ranked_docs = doc_order
-
-        hits: list[Hit] = []
-        for doc in doc_order:
-            cap = max(self.config.max_chunks_per_decision, 4) if doc in looked_up else \
-                self.config.max_chunks_per_decision
-            for cid in per_doc[doc][:cap]:
-                if len(hits) >= k and doc not in looked_up:
-                    break
-                score, found_by = fused_lookup.get(cid) or fused.get(cid) or (0.0, ())
-                if doc in looked_up:
-                    found_by = ("lookup",) + tuple(f for f in found_by if f != "lookup")
-                hits.append(Hit(chunk=chunks[cid], score=score, rank=len(hits) + 1, retrievers=found_by,
-                                dense_similarity=dense_sims.get(cid), lexical_score=lex_scores.get(cid)))
-            if len(hits) >= k:
-                break
-        result.hits = hits
-
-        # 4. The closest passage found by meaning (answer-or-decline signals are computed in rag/policy.py).
-        open_hits = [h for h in hits if "lookup" not in h.retrievers]
-        sims = [h.dense_similarity for h in open_hits if h.dense_similarity is not None]
+        per_doc = self._group_per_decision(found, result.looked_up, chunks)
+        result.ranked_docs = list(per_doc)
+        result.hits = self._select_hits(found, result.looked_up, per_doc, chunks, k)
+        # The closest passage found by meaning (answer-or-decline signals are computed in rag/policy.py).
+        sims = [h.dense_similarity for h in result.hits if "lookup" not in h.retrievers and
+                h.dense_similarity is not None]
         result.max_similarity = max(sims) if sims else None
         timings["retrieval_ms"] = (time.perf_counter() - started) * 1000
         result.timings_ms = timings
         return result
+
+    def _find(self, query: Query, result: Retrieval, timings: dict[str, float]) -> _Found:
+        """1. Case numbers: looked up first, always (searched within those decisions). 2. The open search,
+        unless the filters exclude everything."""
+        found = _Found()
+        looked_up = self.catalog.docs_by_case_number(query.case_numbers) if query.case_numbers else []
+        result.looked_up = looked_up
+        known = set(looked_up)
+        result.missing_cases = [c for c in query.case_numbers if c.replace(" ", "-") not in known and c not in known]
+        if looked_up:
+            found.fused_lookup, dense, lexical = self._search(query, Filters(), looked_up, self.config.candidates,
+                                                              timings)
+            found.dense_sims.update(dense)
+            found.lex_scores.update(lexical)
+            found.lookup_order = sorted(found.fused_lookup, key=lambda c: -found.fused_lookup[c][0])
+        if not result.filters_match_nothing:
+            found.fused, dense, lexical = self._search(query, query.filters, None, self.config.candidates, timings)
+            found.dense_sims.update({c: s for c, s in dense.items() if c not in found.dense_sims})
+            found.lex_scores.update({c: s for c, s in lexical.items() if c not in found.lex_scores})
+        found.order = sorted(found.fused, key=lambda c: -found.fused[c][0])
+        return found
+
+    def _group_per_decision(self, found: _Found, looked_up: list[str],
+                            chunks: dict[str, Chunk]) -> dict[str, list[str]]:
+        """3. Chunk ids per decision, decisions in order: looked-up decisions first, then by their best chunk.
+        (Fills `chunks` with the opening chunks of a looked-up decision nothing matched.)"""
+        per_doc: dict[str, list[str]] = {}
+        for cid in found.lookup_order + found.order:
+            chunk = chunks.get(cid)
+            if chunk is None:
+                continue
+            ids = per_doc.setdefault(chunk.doc_id, [])
+            if cid not in ids:
+                ids.append(cid)
+        order = list(per_doc)
+        for doc in looked_up:
+            if doc not in per_doc:  # the decision exists but nothing matched the words: show its start
+                opening = self.catalog.chunks_of(doc)[:2]
+                per_doc[doc] = [c.chunk_id for c in opening]
+                chunks.update((c.chunk_id, c) for c in opening)
+                order.insert(looked_up.index(doc), doc)
+        return {doc: per_doc[doc] for doc in order}
+
+    def _select_hits(self, found: _Found, looked_up: list[str], per_doc: dict[str, list[str]],
+                     chunks: dict[str, Chunk], k: int) -> list[Hit]:
+        """At most max_chunks_per_decision chunks per decision (4 for one asked about by case number), k in all
+        (a looked-up decision's chunks always)."""
+        hits: list[Hit] = []
+        for doc, ids in per_doc.items():
+            cap = max(self.config.max_chunks_per_decision, 4) if doc in looked_up else \
+                self.config.max_chunks_per_decision
+            for cid in ids[:cap]:
+                if len(hits) >= k and doc not in looked_up:
+                    break
+                score, found_by = found.fused_lookup.get(cid) or found.fused.get(cid) or (0.0, ())
+                if doc in looked_up:
+                    found_by = ("lookup",) + tuple(f for f in found_by if f != "lookup")
+                hits.append(Hit(chunk=chunks[cid], score=score, rank=len(hits) + 1, retrievers=found_by,
+                                dense_similarity=found.dense_sims.get(cid), lexical_score=found.lex_scores.get(cid)))
+            if len(hits) >= k:
+                break
+        return hits
+
+
+@dataclass
+class _Found:
+    """What the searches found, before grouping: fused scores (and who found each chunk) and raw scores."""
+
+    fused_lookup: dict[str, tuple[float, tuple[str, ...]]] = field(default_factory=dict)
+    lookup_order: list[str] = field(default_factory=list)
+    fused: dict[str, tuple[float, tuple[str, ...]]] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    dense_sims: dict[str, float] = field(default_factory=dict)
+    lex_scores: dict[str, float] = field(default_factory=dict)
 
 
 class DecisionRetriever(BaseRetriever):

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from rag.jsonl_log import read_jsonl
+from ui.audit_log import read_jsonl
 
 from .conftest import CHROMIUM, CHROMIUM_FLAGS
 
@@ -151,8 +151,8 @@ SYNTHETIC_ROWS = 60  # beside the 5 samples: 65 decisions, three pages of 25
 def browse_app(sample_index_dir, embedder, tmp_path_factory):
     """The app over a copy of the sample index plus 60 synthetic decisions written as catalog rows (what the
     browser reads; they have no passages, so the chat never cites them)."""
+    from bench.browse import fill_catalog
     from core.settings import load_settings
-    from eval.bench_browse import fill_catalog
     from ingest.catalog import Catalog
 
     from .conftest import _start, _stop, free_port

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import ICO_ANSWERS
 
-from rag.jsonl_log import read_jsonl
+from ui.audit_log import read_jsonl
 
 from .conftest import HOSTILE_DECISION
 

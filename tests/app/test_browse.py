@@ -35,7 +35,7 @@ def sample_catalog(sample_index_dir, tmp_path):
 @pytest.fixture
 def big_catalog(tmp_path):
     """A catalog of 130 synthetic decisions written as rows (what the benchmark does at 50 000)."""
-    from eval.bench_browse import fill_catalog
+    from bench.browse import fill_catalog
     from ingest.catalog import Catalog
 
     catalog = Catalog(tmp_path / "catalog.sqlite")

@@ -1,4 +1,4 @@
-"""Load: concurrent gradio_client sessions against the app on loopback (eval/load.py) finish with no errors.
+"""Load: concurrent gradio_client sessions against the app on loopback (bench/load.py) finish with no errors.
 Latency is reported (printed with -s, and in the JSON), never asserted: it depends on what else the machine runs."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from eval.load import CONVERSATIONS, call, format_table, judge_reply, main, run_load
+from bench.load import CONVERSATIONS, call, format_table, judge_reply, main, run_load
 
 QUESTION = "When does the ICO handle rectification?"
 

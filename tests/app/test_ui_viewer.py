@@ -11,7 +11,7 @@ from core.errors import ConfigError
 from core.types import Decision, Filters, Paragraph, Section
 from rag.browse import BrowsePage, BrowseQuery, BrowseRow
 from rag.similar import SimilarDecision
-from rag.ui_viewer import (
+from ui.viewer import (
     browse_href,
     browse_message_html,
     browse_table_html,
@@ -125,7 +125,7 @@ def test_viewer_still_shows_the_decision_when_similar_ones_cannot_be_looked_up()
 
 
 def test_case_numbers_in_an_answer_link_to_the_viewer_but_markers_and_unknown_numbers_do_not():
-    from rag.ui_render import link_case_numbers, link_markers
+    from ui.render import link_case_numbers, link_markers
 
     refs = {"24 005 748": "24-005-748", "002_7d099216e168a9a0": "002_7d099216e168a9a0"}
     body = link_markers("Hampshire — 24 005 748 said so [24 005 748 ¶8]. Not 99 999 999.\n- 002_7d099216e168a9a0 — x",

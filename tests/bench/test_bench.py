@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from eval import synth
+from bench import synth
 from ingest.parse import SYNTHETIC_MARK, parse_file
 
 
@@ -43,7 +43,7 @@ def test_synthetic_files_are_refused_by_the_default_index(tmp_path, make_setting
 
 @pytest.mark.slow
 def test_quick_benchmark_writes_results_and_a_summary(tmp_path, capsys):
-    from eval import bench
+    from bench import run as bench
 
     code = bench.main(["--quick", "--n", "6", "--query-sizes", "60", "--out", str(tmp_path / "results"),
                        "--workdir", str(tmp_path), "--name", "smoke"])

@@ -123,3 +123,14 @@ def test_background_statistics_keep_a_small_index_from_treating_ordinary_words_a
     share_alone = alone[stem("rectification")] / sum(alone.values())
     share_both = both[stem("rectification")] / sum(both.values())
     assert share_alone < 0.5 < share_both
+
+
+def test_settings_tune_the_two_weights_and_the_version_says_so():
+    model = _model()
+    assert model.tuned() is model
+    stricter = model.tuned(answer_threshold=0.99)
+    assert stricter.answer_threshold == stricter.filtered_answer_threshold == 0.99
+    assert stricter.version == f"{model.version}+threshold=0.99"
+    candidates = [_c("a", 0.7), _c("b", 0.62, 1)]
+    assert decide(candidates, model).answer and not decide(candidates, stricter).answer
+    assert decide(candidates, model.tuned(cite_ratio=1.0)).relevant == ("a",)

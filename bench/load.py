@@ -1,7 +1,7 @@
-"""`python -m eval.load`: concurrent chat sessions against the app on loopback, through gradio_client.
+"""`python -m bench load`: concurrent chat sessions against the app on loopback, through gradio_client.
 
-    python -m eval.load --index-dir /tmp/loadidx --sessions 20 --seconds 60 --out bench/results/load.json
-    python -m eval.load --url http://127.0.0.1:7860/          # an app already running (make run)
+    python -m bench load --index-dir /tmp/loadidx --sessions 20 --seconds 60 --out bench/results/load.json
+    python -m bench load --url http://127.0.0.1:7860/         # an app already running (make run)
 
 Without --url the app is started in this process on a free 127.0.0.1 port over --index-dir (default: the
 configured index), as tests/app/conftest.py does. Each session is its own gradio_client Client (its own chat
@@ -365,7 +365,7 @@ class LoadReport:
         asks = [s.asks_done for s in self.sessions]
         answered = sum(asks)
         return {
-            "what": "concurrent chat sessions through gradio_client against the app on loopback (python -m eval.load)",
+            "what": "concurrent chat sessions through gradio_client against the app on loopback (python -m bench load)",
             "url": self.url, "mode": self.mode, "started_at": self.started_at,
             "sessions": len(self.sessions), "seconds": self.seconds, "request_timeout_s": self.timeout,
             "wall_s": round(self.wall_s, 2),
@@ -529,7 +529,7 @@ def _in_range(kind: Callable[[str], float], low: float, high: float) -> Callable
     return parse
 
 
-def build_parser(prog: str = "python -m eval.load") -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m bench load") -> argparse.ArgumentParser:
     """Arguments of the load run."""
     p = argparse.ArgumentParser(prog=prog, description="Concurrent chat sessions through gradio_client against "
                                 "the app on loopback; prints latency percentiles and writes JSON.")
@@ -547,12 +547,13 @@ def build_parser(prog: str = "python -m eval.load") -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None, *, embedder: Embedder | None = None) -> int:
+def main(argv: list[str] | None = None, *, embedder: Embedder | None = None,
+         prog: str = "python -m bench load") -> int:
     """Entry point; `embedder` lets a caller share an already loaded embedding model with the in-process app."""
     from core.settings import apply_offline_environment, load_settings
 
     apply_offline_environment()
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     try:
         from app import auth_for
 
@@ -579,9 +580,3 @@ def main(argv: list[str] | None = None, *, embedder: Embedder | None = None) -> 
     print(f"written: {args.out}")
     return 1 if data["errors"] else 0
 
-
-if __name__ == "__main__":
-    from core.logs import setup_logging
-
-    setup_logging("WARNING")  # 20 clients' HTTP requests at INFO would bury the table
-    sys.exit(main())

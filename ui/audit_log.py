@@ -1,4 +1,5 @@
-"""Append-only JSONL logs (audit, feedback) that survive a crash mid-write and are readable by the owner only.
+"""The audit and feedback logs: what each record holds, and append-only JSONL files that survive a crash
+mid-write and are readable by the owner only.
 
 Each record is one line written with a single os.write, then fsynced. A crash can leave a torn last line:
 the reader skips it, and the next append first ends that fragment with a newline so that the new record is
@@ -7,6 +8,7 @@ not glued onto it.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -14,7 +16,10 @@ import stat
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ui.render import Turn
 
 log = logging.getLogger(__name__)
 
@@ -88,3 +93,44 @@ def iter_jsonl(path: Path | str) -> Iterator[dict[str, Any]]:
 def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
     """All readable records of a JSONL log (see iter_jsonl)."""
     return list(iter_jsonl(path))
+
+
+# records ------------------------------------------------------------------------------------------------------
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def audit_record(turn: Turn, *, session: str | None = None, user: str | None = None,
+                 error_kind: str | None = None) -> dict[str, Any]:
+    """One audit line: the question, the answer with its citations and sources, or the error shown."""
+    record: dict[str, Any] = {"ts": _now(), "event": "answer" if turn.answer is not None else "error",
+                              "session": session, "user": user, "turn": turn.number, "asked_at": turn.asked_at,
+                              "question": turn.question, "filters_requested": turn.filters.to_dict()}
+    if turn.answer is not None:
+        record.update(turn.answer.to_dict())
+        record["question"] = turn.question
+    else:
+        record.update({"error": turn.error, "error_kind": error_kind})
+    return record
+
+
+def feedback_record(turn: Turn, rating: str, comment: str | None, settings: Mapping[str, Any], *,
+                    session: str | None = None, user: str | None = None) -> dict[str, Any]:
+    """One feedback line: the rating and comment with what produced the answer (question, answer,
+    citations, filters, settings)."""
+    a = turn.answer
+    return {
+        "ts": _now(), "rating": rating, "comment": (comment or "").strip() or None, "session": session,
+        "user": user, "turn": turn.number, "question": turn.question,
+        "answer": a.text if a else None, "error": turn.error,
+        "citations": [c.to_dict() for c in a.citations] if a else [],
+        "sources": [{"rank": h.rank, "doc_id": h.chunk.doc_id, "case_number": h.chunk.case_number,
+                     "chunk_id": h.chunk.chunk_id, "paragraphs": list(h.chunk.paragraphs)} for h in a.sources]
+        if a else [],
+        "filters": a.filters_applied.to_dict() if a else turn.filters.to_dict(),
+        "inferred_filters": list(a.inferred_filters) if a else [],
+        "abstained": a.abstained if a else None,
+        "backend": a.backend if a else None, "model": a.model if a else None,
+        "prompt_version": a.prompt_version if a else None,
+        "settings": dict(settings),
+    }

@@ -1,10 +1,10 @@
-"""python -m eval.bench — ingest throughput and query latency, side by side, on SYNTHETIC decisions.
+"""python -m bench run — ingest throughput and query latency, side by side, on SYNTHETIC decisions.
 
-    python -m eval.bench                                  # default sizes (see DEFAULT_*), results in bench/results
-    python -m eval.bench --n 1000 10000 --query-sizes 10000 100000 --backend onnx-int8
-    python -m eval.bench --quick --out /tmp/b             # smoke run: 20 files, one small query index
+    python -m bench run                                   # default sizes (see DEFAULT_*), results in bench/results
+    python -m bench run --n 1000 10000 --query-sizes 10000 100000 --backend onnx-int8
+    python -m bench run --quick --out /tmp/b              # smoke run: 20 files, one small query index
 
-Ingest, on the same files (eval/synth.py, seed --seed), each stage in a fresh subprocess so that its peak
+Ingest, on the same files (bench/synth.py, seed --seed), each stage in a fresh subprocess so that its peak
 memory is its own and the model load is not timed:
   raw      the encoder alone: Embedder.embed (= model.encode) over exactly the texts this project's ingest
            encodes — the chunks (chunk.embedding_text()) and the continuation passes that reach sentences past a
@@ -287,8 +287,8 @@ def _fill_project(settings, target_chunks: int, seed: int, first_index: int) -> 
     """Grow the project index to about target_chunks by copying its base decisions (see module docstring)."""
     import numpy as np
 
+    from bench.synth import case_number
     from core.casenum import case_number_slug
-    from eval.synth import case_number
     from ingest.index import open_index
 
     index = open_index(settings, write=True, embedder=_embedder(settings.embedding_backend,
@@ -372,7 +372,7 @@ _TEMPLATES = [
 
 def questions(n: int, seed: int, case_numbers: Sequence[str]) -> list[str]:
     """n benchmark questions over the synthetic topics; every tenth names a case number in the index."""
-    from eval.synth import _TOPICS
+    from bench.synth import _TOPICS
 
     rng = random.Random(f"{seed}:questions")
     out = []
@@ -505,7 +505,7 @@ def run_stage(name: str, spec: dict[str, Any], in_process: bool) -> dict[str, An
         return STAGES[name](spec)
     spec_file = Path(spec["workdir"]) / f"spec-{name}-{time.monotonic_ns()}.json"
     spec_file.write_text(json.dumps({"stage": name, **spec}))
-    proc = subprocess.run([sys.executable, "-m", "eval.bench", "--worker", str(spec_file)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "bench", "run", "--worker", str(spec_file)], cwd=ROOT,
                           stdout=subprocess.PIPE, stderr=None, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"bench stage {name} failed (exit {proc.returncode}); see the messages above")
@@ -536,7 +536,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """All stages; returns the results document."""
-    from eval.synth import write_corpus
+    from bench.synth import write_corpus
 
     sizes = sorted(args.n)
     workdir = Path(tempfile.mkdtemp(prefix="ombuds-bench-", dir=args.workdir))
@@ -547,7 +547,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                    "quick": args.quick, "isolated_processes": not args.in_process,
                    "naive": not args.skip_naive},
         "method": {
-            "corpus": "eval/synth.py (SYNTHETIC, benchmark only), same files for every pipeline",
+            "corpus": "bench/synth.py (SYNTHETIC, benchmark only), same files for every pipeline",
             "raw": "Embedder.embed over this project's chunk.embedding_text(), parsed/chunked untimed",
             "project": "ingest.index.Indexer.ingest into a fresh temporary index (parse thread, embed, Chroma, SQLite)",
             "naive": "file text -> RecursiveCharacterTextSplitter(1000, 200) -> Chroma.from_documents("
@@ -669,12 +669,12 @@ def summary(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m bench run") -> argparse.ArgumentParser:
     """The command-line interface."""
     from core.settings import load_settings
 
     defaults = load_settings()
-    p = argparse.ArgumentParser(prog="python -m eval.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, nargs="+", help=f"ingest sizes in decisions (default {DEFAULT_SIZES})")
     p.add_argument("--query-sizes", type=int, nargs="*",
                    help=f"query index sizes in chunks (default {DEFAULT_QUERY_SIZES}; none to skip)")
@@ -700,12 +700,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m bench run") -> int:
     """Entry point: 0 done, 1 a stage failed, 2 bad arguments."""
     from core.settings import apply_offline_environment
 
     apply_offline_environment()
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args.worker)
@@ -739,6 +739,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"results: {path} ({results['total_seconds']} s)")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,9 +1,10 @@
-"""What the chat UI shows, as pure functions: Answer -> chat Markdown with linked citation markers, source
-cards (HTML), the conversation export (Markdown), and the audit and feedback log records.
+"""What the chat shows, as pure functions: Answer -> chat Markdown with linked citation markers, source cards
+(HTML from ui/templates/), the conversation export (Markdown) and the sidebar's index status; Turn, one question
+and what came back.
 
 No Gradio in here, so all of it is unit-tested without a browser. Everything that comes from a decision or a
-person is shown as TEXT: it is HTML-escaped before it goes into HTML or Markdown, so a decision containing
-<script> or <img onerror=...> is displayed, never run. Only the markup built here (anchors, cards) is HTML.
+person is shown as TEXT: the templates escape it in HTML, escape_markdown in Markdown, so a decision containing
+<script> or <img onerror=...> is displayed, never run.
 """
 
 from __future__ import annotations
@@ -14,88 +15,24 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from core.casenum import case_number_slug
 from core.text import category_path
 from core.types import Answer, Citation, Filters, Hit
 from rag.cite import UNCITED_MARK
+from ui.format import (
+    card_id,
+    describe_filters,
+    escape_export,
+    escape_markdown,
+    format_date,
+    passage_id,
+    safe_url,
+)
+from ui.templating import render
 
 SNIPPET_CHARS = 420
-FILTER_LABELS = {"authority": "council", "category": "category", "outcome": "outcome", "since": "from",
-                 "until": "to"}
-
-
-# text safety ------------------------------------------------------------------------------------------------
-def escape_text(text: str | None) -> str:
-    """Text for HTML: <, >, & and quotes escaped."""
-    return html.escape(text or "", quote=True)
-
-
-def escape_markdown(text: str | None) -> str:
-    """Text for a Markdown renderer that also accepts HTML: HTML escaped, link/image brackets neutralised."""
-    escaped = html.escape(text or "", quote=False)
-    return escaped.replace("[", "\\[").replace("]", "\\]")
-
-
-def escape_export(text: str | None) -> str:
-    """Text for the exported Markdown file, which people read raw as often as rendered: only what could become
-    HTML (<) or a link or image ("](") is neutralised, so it stays readable."""
-    return (text or "").replace("<", "&lt;").replace("](", "]\\(")
-
-
-def safe_url(url: str | None) -> str | None:
-    """The URL if it is a plain http(s) address, else None (no javascript:, data: or relative links)."""
-    if not url:
-        return None
-    url = url.strip()
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or any(c in url for c in "\"'<> \n\t"):
-        return None
-    return url
-
-
-def slug(text: str) -> str:
-    """Lower-case letters, digits and hyphens: safe inside an HTML id."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
-
-
-def card_id(turn: int, label: str) -> str:
-    """The HTML id of a source card: unique per answer (turn) and decision."""
-    return f"src-{turn}-{slug(label)}"
-
-
-def passage_id(turn: int, label: str, paragraph: int) -> str:
-    """The HTML id of one quoted paragraph inside a card (0 = the summary)."""
-    return f"{card_id(turn, label)}-{'summary' if paragraph == 0 else f'p{paragraph}'}"
-
-
-def format_date(value: dt.date | str | None) -> str:
-    """'23 Oct 2023' from a date or an ISO string; '' when unknown."""
-    if not value:
-        return ""
-    if isinstance(value, str):
-        try:
-            value = dt.date.fromisoformat(value[:10])
-        except ValueError:
-            return value
-    return value.strftime("%d %b %Y").lstrip("0")
-
-
-def describe_filters(filters: Filters, inferred: Sequence[str] = ()) -> str:
-    """Plain wording of the filters an answer used, e.g. 'council: Hampshire County Council (from your question)'."""
-    parts = []
-    for key, value in filters.to_dict().items():
-        if key in ("since", "until"):
-            value = format_date(value)
-        part = f"{FILTER_LABELS.get(key, key)}: {value}"
-        if key in inferred:
-            part += " (from your question)"
-        parts.append(part)
-    return "; ".join(parts)
 
 
 # source cards -----------------------------------------------------------------------------------------------
@@ -191,76 +128,37 @@ def source_cards(answer: Answer) -> tuple[list[SourceCard], list[SourceCard]]:
     return cited, retrieved
 
 
-def _card_html(card: SourceCard, turn: int) -> str:
-    meta = [escape_text(x) for x in (card.authority or "Council not stated", card.category,
-                                      format_date(card.decision_date)) if x]
-    outcome = f'<span class="src-outcome">{escape_text(card.outcome)}</span>' if card.outcome else ""
-    kind = "" if card.case_number else \
-        '<span class="src-nocase" title="No case number on the page">no case number</span>'
-    quotes = []
-    for p in card.passages:
-        pid = passage_id(turn, card.label, p.paragraphs[0]) if card.cited and len(p.paragraphs) == 1 else None
-        id_attr = f' id="{pid}"' if pid else ""
-        para_attr = f' data-para="{p.paragraphs[0]}"' if p.paragraphs and p.paragraphs[0] else ""
-        quotes.append(f'<blockquote class="src-quote"{id_attr}{para_attr}><span class="src-para">'
-                      f'{escape_text(p.label)}</span> {escape_text(p.text) or "<em>(no text)</em>"}</blockquote>')
-    url = safe_url(card.url)
-    link = (f'<a class="src-link" href="{escape_text(url)}" target="_blank" rel="noopener noreferrer nofollow">'
-            f'Read the published decision ↗<span class="visually-hidden"> (opens in a new tab)</span></a>'
-            ) if url else ""
+def card_view(card: SourceCard, turn: int) -> dict[str, Any]:
+    """What source_card.html shows of a card: ids, the address that opens it, metadata and quotes."""
     ref = case_number_slug(card.case_number) if card.case_number else card.doc_id
     paras = ",".join(str(n) for p in card.passages for n in p.paragraphs if n) if card.cited else ""
-    href = "?" + urlencode({"case": ref, **({"para": paras} if paras else {})})
-    what = "the cited paragraphs in context" if paras else "the whole decision"
-    opener = (f'<a class="src-open" href="{escape_text(href)}" data-open-ref="{escape_text(ref)}" '
-              f'data-paras="{escape_text(paras)}">{escape_text(card.label)}'
-              f'<span class="visually-hidden">: read {what}</span></a>')
-    classes = "src-card cited" if card.cited else "src-card retrieved"
-    return (f'<article class="{classes}" id="{card_id(turn, card.label)}" data-doc="{escape_text(card.doc_id)}" '
-            f'data-ref="{escape_text(ref)}" data-paras="{escape_text(paras)}">'
-            f'<div class="src-head"><span class="src-label">{opener}</span>{kind}{outcome}</div>'
-            f'<div class="src-meta">{" · ".join(meta)}</div>'
-            f'{"".join(quotes)}<div class="src-actions"><a class="src-open src-read" href="{escape_text(href)}" '
-            f'data-open-ref="{escape_text(ref)}" data-paras="{escape_text(paras)}">Read the whole decision'
-            f'<span class="visually-hidden"> {escape_text(card.label)}</span></a>{link}</div></article>')
+    quotes = [{"id": passage_id(turn, card.label, p.paragraphs[0]) if card.cited and len(p.paragraphs) == 1 else None,
+               "para": p.paragraphs[0] if p.paragraphs else None, "label": p.label, "text": p.text}
+              for p in card.passages]
+    return {"id": card_id(turn, card.label), "cited": card.cited, "doc_id": card.doc_id, "label": card.label,
+            "case_number": card.case_number, "outcome": card.outcome, "ref": ref, "paras": paras,
+            "href": "?" + urlencode({"case": ref, **({"para": paras} if paras else {})}),
+            "meta": [x for x in (card.authority or "Council not stated", card.category,
+                                 format_date(card.decision_date)) if x],
+            "quotes": quotes, "url": safe_url(card.url)}
 
 
 def answer_sources_html(answer: Answer | None, turn: int, question: str, active: bool = True,
                         error: str | None = None) -> str:
     """The sources section for one answer: its filters, cited decision cards, 'Also retrieved' collapsed."""
-    head = (f'<div class="src-turn-head"><span class="src-q">Q{turn}</span>'
-            f'<span class="src-question">{escape_text(_short(question, 160))}</span></div>')
-    body: list[str] = []
-    if answer is None:
-        body.append(f'<p class="src-empty">{escape_text(error) if error else "Searching the decisions…"}</p>')
-    else:
-        wording = describe_filters(answer.filters_applied, answer.inferred_filters)
-        body.append(f'<div class="src-filters"><span class="src-k">Filters</span> '
-                    f'{escape_text(wording) if wording else "none — all decisions searched"}</div>')
-        for note in answer.notes:
-            body.append(f'<div class="src-note">{escape_text(note)}</div>')
+    values: dict[str, Any] = {"turn": turn, "question": _short(question, 160), "active": active,
+                              "answered": answer is not None, "error": error}
+    if answer is not None:
         cited, retrieved = source_cards(answer)
-        if cited:
-            body.append(f'<h3 class="src-h">Cited decisions <span class="src-count">{len(cited)}</span></h3>')
-            body.extend(_card_html(c, turn) for c in cited)
-        else:
-            body.append('<p class="src-empty">No decision was cited in this answer.</p>')
-        if retrieved:
-            body.append(f'<details class="src-also"><summary>Also retrieved '
-                        f'<span class="src-count">{len(retrieved)}</span></summary>'
-                        + "".join(_card_html(c, turn) for c in retrieved) + "</details>")
-    state = " active" if active else ""
-    return f'<section class="src-turn{state}" id="src-turn-{turn}" data-turn="{turn}">{head}{"".join(body)}</section>'
-
-
-EMPTY_SOURCES = ('<p class="src-empty">Each answer\'s sources appear here: one card per decision it cites, with '
-                 "the quoted paragraphs, council, category, outcome and date.</p>")
+        values.update(filters=describe_filters(answer.filters_applied, answer.inferred_filters),
+                      notes=answer.notes, cited=[card_view(c, turn) for c in cited],
+                      retrieved=[card_view(c, turn) for c in retrieved])
+    return render("sources_turn.html", **values)
 
 
 def sources_panel_html(sections: Sequence[str]) -> str:
     """The whole sources panel: one section per answer (the last one shown; citation links show others)."""
-    inner = "".join(sections) if sections else EMPTY_SOURCES
-    return f'<div class="sources-panel"><h2 class="sources-title">Sources</h2>{inner}</div>'
+    return render("sources_panel.html", sections=sections)
 
 
 # chat text ---------------------------------------------------------------------------------------------------
@@ -450,44 +348,3 @@ def export_markdown(turns: Sequence[Turn], status: Mapping[str, Any] | None = No
         lines += [f"<sub>{escape_export(a.backend)}{' · ' + escape_export(a.model) if a.model else ''}"
                   f"{' · prompt ' + escape_export(a.prompt_version) if a.prompt_version else ''}</sub>", ""]
     return "\n".join(lines).rstrip() + "\n"
-
-
-# log records ------------------------------------------------------------------------------------------------
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
-
-
-def audit_record(turn: Turn, *, session: str | None = None, user: str | None = None,
-                 error_kind: str | None = None) -> dict[str, Any]:
-    """One audit line: the question, the answer with its citations and sources, or the error shown."""
-    record: dict[str, Any] = {"ts": _now(), "event": "answer" if turn.answer is not None else "error",
-                              "session": session, "user": user, "turn": turn.number, "asked_at": turn.asked_at,
-                              "question": turn.question, "filters_requested": turn.filters.to_dict()}
-    if turn.answer is not None:
-        record.update(turn.answer.to_dict())
-        record["question"] = turn.question
-    else:
-        record.update({"error": turn.error, "error_kind": error_kind})
-    return record
-
-
-def feedback_record(turn: Turn, rating: str, comment: str | None, settings: Mapping[str, Any], *,
-                    session: str | None = None, user: str | None = None) -> dict[str, Any]:
-    """One feedback line: the rating and comment with what produced the answer (question, answer,
-    citations, filters, settings)."""
-    a = turn.answer
-    return {
-        "ts": _now(), "rating": rating, "comment": (comment or "").strip() or None, "session": session,
-        "user": user, "turn": turn.number, "question": turn.question,
-        "answer": a.text if a else None, "error": turn.error,
-        "citations": [c.to_dict() for c in a.citations] if a else [],
-        "sources": [{"rank": h.rank, "doc_id": h.chunk.doc_id, "case_number": h.chunk.case_number,
-                     "chunk_id": h.chunk.chunk_id, "paragraphs": list(h.chunk.paragraphs)} for h in a.sources]
-        if a else [],
-        "filters": a.filters_applied.to_dict() if a else turn.filters.to_dict(),
-        "inferred_filters": list(a.inferred_filters) if a else [],
-        "abstained": a.abstained if a else None,
-        "backend": a.backend if a else None, "model": a.model if a else None,
-        "prompt_version": a.prompt_version if a else None,
-        "settings": dict(settings),
-    }

@@ -1,6 +1,6 @@
-"""python -m eval.bench_browse --n 50000 --out bench/results — the decisions browser's speed at archive size.
+"""python -m bench browse --n 50000 --out bench/results — the decisions browser's speed at archive size.
 
-Fills a fresh SQLite catalog with N SYNTHETIC decisions (eval/synth.py's text, parsed by the real parser; written
+Fills a fresh SQLite catalog with N SYNTHETIC decisions (bench/synth.py's text, parsed by the real parser; written
 as catalog rows directly, without chunks or vectors: the browser reads only the catalog), builds the browse
 index, then times what a person does in the browser tab — a search (words and/or filters, first page, count of
 matches) and page changes (next page, a deep page) — through the same code the app calls
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("eval.bench_browse")
+log = logging.getLogger(__name__)
 
 TARGET_P95_MS = 300.0
 # Searches people type: common and rare words, phrases, a case number, words with filters, filters alone.
@@ -36,7 +36,7 @@ QUERIES = ["", "school transport", "council tax", "noise nuisance", "delay", "co
 
 def synthetic_decisions(n: int, seed: int = 0, start: int = 0) -> Iterator[Any]:
     """Decisions n synthetic files would parse into (real parser, no files written)."""
-    from eval.synth import render
+    from bench.synth import render
     from ingest.parse import parse_text
 
     for i in range(start, start + n):
@@ -97,7 +97,7 @@ def run(catalog_path: Path, rounds: int, seed: int = 1) -> list[Timing]:
     from core.types import Filters
     from ingest.catalog import Catalog
     from rag.browse import BrowseQuery, DecisionBrowser
-    from rag.ui_viewer import browse_table_html
+    from ui.viewer import browse_table_html
 
     catalog = Catalog(catalog_path, create=False)
     browser = DecisionBrowser(catalog)
@@ -195,14 +195,14 @@ def run_through_app(n: int, rounds: int, seed: int = 1) -> list[Timing]:
             assistant.close()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m bench browse") -> int:
     """Entry point."""
     from core.logs import setup_logging
     from ingest.catalog import Catalog
     from ingest.cpu import cpu_info
     from rag.browse import DecisionBrowser
 
-    p = argparse.ArgumentParser(prog="python -m eval.bench_browse", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=50_000, help="synthetic decisions in the catalog (default 50000)")
     p.add_argument("--rounds", type=int, default=5, help="passes over the query list (default 5)")
     p.add_argument("--catalog", type=Path, help="reuse (or create) this catalog file instead of a temporary one")
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.n <= 1_000_000:
         p.error(f"--n {args.n}: give 1 to 1000000")
     if args.through_app:
-        return main_through_app(args, argv)
+        return main_through_app(args, argv, prog)
     with tempfile.TemporaryDirectory(prefix="bench-browse-") as tmp:
         path = args.catalog or Path(tmp) / "catalog.sqlite"
         catalog = Catalog(path)
@@ -241,12 +241,12 @@ def main(argv: list[str] | None = None) -> int:
         "cpu": cpu.to_dict(), "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "slowest": [t.__dict__ for t in sorted(timings, key=lambda t: -t.ms)[:10]],
-        "command": "python -m eval.bench_browse " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": f"{prog} " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     return write_report(result, args.out / f"browse-{decisions}.json", f"{decisions} decisions on {cpu.describe()}")
 
 
-def main_through_app(args: argparse.Namespace, argv: list[str] | None) -> int:
+def main_through_app(args: argparse.Namespace, argv: list[str] | None, prog: str) -> int:
     """--through-app: the same report, measured as the page's requests see it (minus the browser's drawing)."""
     from core.settings import apply_offline_environment
     from ingest.cpu import cpu_info
@@ -264,7 +264,7 @@ def main_through_app(args: argparse.Namespace, argv: list[str] | None) -> int:
                   "(one session); the index holds the 5 sample decisions plus N synthetic catalog rows; the "
                   "catalog's change counter is moved before each round, so no search is served from the cache",
         "slowest": [t.__dict__ for t in sorted(timings, key=lambda t: -t.ms)[:10]],
-        "command": "python -m eval.bench_browse " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": f"{prog} " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     return write_report(result, args.out / f"browse-app-{decisions}.json",
                         f"{decisions} decisions, through the app, on {cpu.describe()}")
@@ -281,6 +281,3 @@ def write_report(result: dict, out: Path, title: str) -> int:
     print(f"target p95 <= {TARGET_P95_MS:.0f} ms: {'met' if result['meets_target'] else 'NOT met'}; wrote {out}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""python -m eval.synth --n N --out DIR --seed S — synthetic decisions for benchmarks only.
+"""python -m bench synth --n N --out DIR --seed S — synthetic decisions for benchmarks only.
 
 Writes N plain-text files in the published layout (title line "Council (98 NNN NNN)", Category, Decision,
 Decision date, "The Ombudsman's final decision:", Summary, sections of numbered paragraphs), with lengths,
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import random
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -322,9 +321,9 @@ def write_corpus(n: int, out: Path, seed: int = 0) -> list[Path]:
     return paths
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m bench synth") -> int:
     """Entry point."""
-    p = argparse.ArgumentParser(prog="python -m eval.synth", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, required=True, help="how many decisions to write")
     p.add_argument("--out", type=Path, required=True, help="folder to write them into")
     p.add_argument("--seed", type=int, default=0, help="same seed, same files (default 0)")
@@ -335,6 +334,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {len(paths)} SYNTHETIC decisions (benchmark only) to {args.out}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,7 +6,7 @@ import json
 import stat
 import threading
 
-from rag.jsonl_log import append_jsonl, read_jsonl
+from ui.audit_log import append_jsonl, read_jsonl
 
 
 def mode(path) -> int:

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
 
     # Retrieval
     retrieval_mode: RetrievalMode = "hybrid"
+    # Exact dense search over every vector held in memory (ingest/exact.py: Chroma's HNSW answered differently
+    # from one process to the next); false = Chroma's approximate index, for a collection too large to hold.
+    exact_search: bool = True
     k: int = Field(default=8, ge=1, le=100, description="chunks handed to the answer stage")
     candidates: int = Field(default=40, ge=1, le=1000, description="chunks each retriever returns")
     max_chunks_per_decision: int = Field(default=3, ge=1, le=50)

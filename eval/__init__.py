@@ -12,8 +12,7 @@ Names are imported lazily: `import eval` must stay light (ranx, torch, Chroma lo
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from core.lazy import lazy_exports
 
 _EXPORTS = {
     "GoldError": "eval.gold", "GoldQuestion": "eval.gold", "load_gold": "eval.gold",
@@ -22,15 +21,4 @@ _EXPORTS = {
     "paired_test": "eval.metrics",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'eval' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports("eval", _EXPORTS)

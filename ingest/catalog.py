@@ -163,6 +163,11 @@ class Catalog:
             self._conn.close()
 
     # meta ----------------------------------------------------------------------------------------
+    def data_version(self) -> int:
+        """Changes whenever another connection (another process, or another Catalog) commits to the file."""
+        with self._lock:
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
     def get_meta(self, key: str) -> str | None:
         """A value from the meta table."""
         with self._lock:

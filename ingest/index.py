@@ -161,7 +161,7 @@ def open_index(settings: Settings, *, write: bool = False, embedder: Embedder | 
         client = server or make_client(settings.chroma_path, None)
         location = settings.chroma_url or str(settings.index_dir)
         store = VectorStore(client, settings.collection, settings.embedding_model, settings.contextual_headers,
-                            location, create=True)
+                            location, create=True, exact=settings.exact_search, freshness=catalog.data_version)
         if settings.chroma_url:
             _pair_with_server_collection(catalog, store, settings, write)
         embedder = embedder or Embedder(settings.embedding_model, settings.embed_batch_size,

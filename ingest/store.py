@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -17,12 +19,15 @@ import numpy as np
 
 from core.errors import ConfigError, IndexMismatchError, IndexStateError, OmbudsError
 from core.types import Chunk
+from ingest.exact import ExactVectors, load_exact
 
 log = logging.getLogger(__name__)
 
 # Vectors per Chroma write: 100 -> 1.35, 200 -> 1.14, 1000 -> 1.05 ms CPU per vector (with documents;
 # bench/NOTES.md); 200 keeps each write short for concurrent readers of a server.
 WRITE_BATCH = 200
+# The in-memory copy for exact search is reloaded at most this often when another process writes the index.
+EXACT_RELOAD_S = 10.0
 
 
 def chroma_failure(exc: BaseException) -> bool:
@@ -66,8 +71,17 @@ class VectorStore:
     """Chunk vectors in a Chroma collection, with the metadata filters need."""
 
     def __init__(self, client: Any, collection: str, embedding_model: str, contextual_headers: bool,
-                 location: str, create: bool = True):
+                 location: str, create: bool = True, exact: bool = False,
+                 freshness: Callable[[], Any] | None = None):
+        """exact: search every vector exactly in memory (ingest/exact.py says why) instead of Chroma's HNSW;
+        freshness: a token that changes when another process writes the index (the vectors are then reloaded)."""
         self.client = client
+        self.exact = exact
+        self._freshness = freshness
+        self._exact: ExactVectors | None = None
+        self._exact_token: Any = None
+        self._exact_loaded_at = 0.0
+        self._exact_lock = threading.Lock()
         self.name = collection
         self.embedding_model = embedding_model
         self.contextual_headers = contextual_headers
@@ -162,6 +176,7 @@ class VectorStore:
         """Write chunks and their vectors (idempotent: ids are content hashes)."""
         if len(chunks) != len(vectors):
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        self._forget_exact()
         for start in range(0, len(chunks), WRITE_BATCH):
             part = chunks[start:start + WRITE_BATCH]
             with self._chroma("write vectors"):
@@ -177,12 +192,15 @@ class VectorStore:
     def delete(self, ids: Sequence[str]) -> None:
         """Remove vectors by id (absent ids are ignored)."""
         ids = list(ids)
+        self._forget_exact()
         for start in range(0, len(ids), WRITE_BATCH):
             with self._chroma("delete vectors"):
                 self.collection.delete(ids=ids[start:start + WRITE_BATCH])
 
     def query(self, vector: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         """Nearest chunks: [(chunk_id, cosine similarity)] best first."""
+        if self.exact:
+            return self.exact_vectors().query(vector, n, where)
         # No count() first: it reads every row (8-20 ms at 100 000 vectors, bench/NOTES.md), and Chroma 1.5
         # answers n_results above the collection size, or an empty collection, with what it has.
         with self._chroma("search"):
@@ -191,6 +209,25 @@ class VectorStore:
         ids = result["ids"][0]
         distances = result["distances"][0]
         return [(i, 1.0 - float(d)) for i, d in zip(ids, distances)]
+
+    def exact_vectors(self) -> ExactVectors:
+        """The in-memory copy exact search uses, loaded on first use and again when the freshness token changes
+        (another process wrote the index) — at most once per EXACT_RELOAD_S, so that a long ingest elsewhere does
+        not reload it for every question; meanwhile chunks it no longer has are skipped by retrieval."""
+        token = self._freshness() if self._freshness else None
+        with self._exact_lock:
+            stale = self._exact is None or (token != self._exact_token and
+                                            time.monotonic() - self._exact_loaded_at >= EXACT_RELOAD_S)
+            if stale:
+                with self._chroma("read every vector"):
+                    self._exact = load_exact(self.collection)
+                self._exact_token, self._exact_loaded_at = token, time.monotonic()
+            assert self._exact is not None
+            return self._exact
+
+    def _forget_exact(self) -> None:
+        with self._exact_lock:
+            self._exact = None
 
     def drop(self) -> None:
         """Delete the whole collection (for --rebuild)."""

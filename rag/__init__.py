@@ -13,8 +13,7 @@ Names are imported lazily so that `import rag` stays light; the values and setti
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from core.lazy import lazy_exports
 
 _EXPORTS = {
     "Assistant": "rag.assistant",
@@ -26,15 +25,4 @@ _EXPORTS = {
     "ParseError": "core.errors", "QuestionError": "core.errors",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rag' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports("rag", _EXPORTS)

@@ -123,3 +123,14 @@ def test_no_function_over_60_lines_in_the_product(tmp_path):
     long = tmp_path / "long.py"
     long.write_text("def f():\n" + "    x = 1\n" * 60)
     assert long_functions([long]) == ["long.py:1 f (61 lines)"]
+
+
+def test_weighing_evidence_and_the_policy_load_no_framework():
+    """The evidence check and the answer-or-decline policy are plain code over numpy: importing them must not
+    load LangChain, Gradio, torch or Chroma (they once did, through rag/answer.py)."""
+    import subprocess
+
+    code = ("import sys, rag.evidence, rag.policy, core.text; "
+            "print(sorted(m for m in ('langchain_core', 'gradio', 'torch', 'chromadb') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -49,11 +49,16 @@ class ExactVectors:
         """The n nearest chunks: [(chunk_id, cosine similarity)], best first, ties by chunk id."""
         if not self.ids or n <= 0:
             return []
-        rows = np.arange(len(self.ids)) if not where else np.flatnonzero(self._mask(where))
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        query = query / (np.linalg.norm(query) or 1.0)
+        if where:
+            rows = np.flatnonzero(self._mask(where))
+            sims = self.matrix[rows] @ query
+        else:  # no copy of the matrix: one matrix-vector product over it
+            rows = np.arange(len(self.ids))
+            sims = self.matrix @ query
         if not len(rows):
             return []
-        query = np.asarray(vector, dtype=np.float32).reshape(-1)
-        sims = self.matrix[rows] @ (query / (np.linalg.norm(query) or 1.0))
         if n < len(rows):
             keep = np.argpartition(-sims, n - 1)[:n]
             rows, sims = rows[keep], sims[keep]

@@ -23,6 +23,8 @@ its own connection; the second writer is refused with IndexBusyError. Readers ta
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import inspect
 import json
 import logging
 import re
@@ -528,3 +530,42 @@ class PgCatalog:
             self._conn.execute("DELETE FROM meta WHERE key NOT IN ('schema_version', 'generation')")
             self._changed(self._conn)
 
+
+
+def _guarded(method):
+    """psycopg errors met while reading or writing as IndexStateError naming the server (a server restarted or
+    stopped mid-answer must reach people as what to check, not as a traceback)."""
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def generator(self, *args, **kwargs):
+            try:
+                yield from method(self, *args, **kwargs)
+            except psycopg.Error as exc:
+                raise _failed(self, exc) from None
+        return generator
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except psycopg.Error as exc:
+            raise _failed(self, exc) from None
+    return wrapper
+
+
+def _failed(catalog: PgCatalog, exc: psycopg.Error) -> IndexStateError:
+    """The error to raise; a connection the server dropped (restart, failover) is replaced for the next call."""
+    with catalog._lock:
+        if catalog._conn.broken:
+            try:
+                catalog._conn = psycopg.connect(catalog.url, autocommit=True, connect_timeout=10)
+            except psycopg.Error:
+                pass  # still down: the next call fails the same way and tries again
+    return IndexStateError(
+        f"The PostgreSQL catalog at {catalog.location} failed ({type(exc).__name__}: {str(exc).strip()[:160]}). "
+        "Check that the server is running and reachable; the next request reconnects.")
+
+
+for _name, _method in list(vars(PgCatalog).items()):
+    if inspect.isfunction(_method) and not _name.startswith("_") and _name != "close":
+        setattr(PgCatalog, _name, _guarded(_method))

@@ -151,3 +151,15 @@ def test_browser_says_it_needs_sqlite(pg_index):
     browser = DecisionBrowser(pg_index.catalog)
     with pytest.raises(ConfigError, match="decisions browser needs the SQLite catalog for now"):
         browser.ensure_index()
+
+
+def test_a_dropped_connection_is_reported_then_reconnected(pg_index):
+    import psycopg
+
+    pg = pg_index.catalog
+    with psycopg.connect(pg.url, autocommit=True) as admin:  # what a server restart does to the app's session
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                      "AND datname = current_database() AND application_name = ''")
+    with pytest.raises(IndexStateError, match="PostgreSQL catalog at .* failed"):
+        pg.count_decisions()
+    assert pg.count_decisions() == 5

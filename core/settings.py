@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,6 +56,8 @@ class Settings(BaseSettings):
     index_dir: Path = Field(default=PROJECT_ROOT / "data" / "index", description="Embedded index folder")
     chroma_url: str | None = Field(default=None, description="URL of a `chroma run` server; unset = embedded")
     collection: str = Field(default="ombudsman_decisions", min_length=3, max_length=512)
+    # unset = the embedded SQLite catalog in index_dir; postgresql://user:password@host:port/db = a shared one
+    catalog_url: SecretStr | None = Field(default=None, description="PostgreSQL URL of a shared catalog")
 
     # Embeddings and chunking
     embedding_model: str = PACKAGED_EMBEDDING_MODEL
@@ -125,6 +128,19 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not an http(s) URL; write it like http://127.0.0.1:8000")
         return value.rstrip("/")
 
+    @field_validator("catalog_url", mode="before")
+    @classmethod
+    def _check_catalog_url(cls, value: Any) -> Any:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is None or not str(raw).strip():
+            return None
+        scheme = str(raw).split("://", 1)[0].lower() if "://" in str(raw) else ""
+        if scheme not in {"postgresql", "postgres"}:
+            raise ValueError(f"{redact_url(str(raw))!r} is not a PostgreSQL URL; write it like "
+                             "postgresql://user:password@127.0.0.1:5432/ombuds, or unset it for the embedded "
+                             "SQLite catalog")
+        return str(raw).strip()
+
     @field_validator("log_level")
     @classmethod
     def _check_level(cls, value: str) -> str:
@@ -148,6 +164,13 @@ class Settings(BaseSettings):
     def catalog_path(self) -> Path:
         """The SQLite catalog: beside the embedded Chroma data, or named after the server collection."""
         return self.index_dir / "catalog.sqlite"
+
+    @property
+    def catalog_label(self) -> str:
+        """Where the catalog lives, for messages (a PostgreSQL URL without its password)."""
+        if self.catalog_url:
+            return redact_url(self.catalog_url.get_secret_value())
+        return str(self.catalog_path)
 
     @property
     def chroma_path(self) -> Path:
@@ -185,10 +208,17 @@ class Settings(BaseSettings):
     def public_dict(self) -> dict[str, Any]:
         """Settings safe to write into reports and logs (secrets masked)."""
         data = self.model_dump(mode="json")
+        if self.catalog_url:
+            data["catalog_url"] = self.catalog_label
         for secret in ("openai_api_key", "auth_password"):
             if data.get(secret):
                 data[secret] = "***"
         return data
+
+
+def redact_url(url: str) -> str:
+    """A URL with any password replaced by ***."""
+    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", url)
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -204,7 +234,8 @@ def load_settings(**overrides: Any) -> Settings:
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"]) or "settings"
             bad = err.get("input")
-            shown = "" if isinstance(bad, dict) else f" (got {bad!r})"
+            secret = loc in {"catalog_url", "openai_api_key", "auth_password"}  # the error says enough
+            shown = "" if isinstance(bad, dict) or secret else f" (got {bad!r})"
             problems.append(f"{loc}{shown}: {err['msg']}")
         raise ConfigError(
             "Invalid configuration — " + "; ".join(problems) + f". Fix the flag or the {ENV_PREFIX}* variable."

@@ -102,9 +102,9 @@ def ingest_corpus(settings: Settings, paths: Sequence[str | Path], embedder: Emb
 def describe_index(settings: Settings, paths: Sequence[str | Path], temporary: bool,
                    ingest: dict[str, Any] | None = None, seconds: float = 0.0) -> CorpusInfo:
     """Fingerprint and counts of the index the settings name."""
-    from ingest.catalog import Catalog
+    from ingest.catalog import open_catalog
 
-    catalog = Catalog(settings.catalog_path, create=False)
+    catalog = open_catalog(settings, create=False)
     try:
         return CorpusInfo(paths=[str(p) for p in paths], index_dir=str(settings.index_dir), temporary=temporary,
                           fingerprint=corpus_fingerprint(catalog), decisions=catalog.count_decisions(),

@@ -14,10 +14,10 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,10 @@ from core.text import (
 )
 from core.types import Chunk, Decision, Filters
 from ingest.sentences import SentenceVectors
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+    from ingest.catalog_pg import PgCatalog
 
 log = logging.getLogger(__name__)
 
@@ -326,24 +330,7 @@ class Catalog:
 
     def filter_sql(self, filters: Filters, alias: str = "d") -> tuple[str, list[Any]]:
         """SQL condition on the decisions table for these filters (case-insensitive names)."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        for name in ("authority", "outcome"):
-            value = getattr(filters, name)
-            if value:
-                clauses.append(f"lower({alias}.{name}) = lower(?)")
-                params.append(value)
-        if filters.category:
-            clauses.append(f"(lower({alias}.category) = lower(?) OR lower({alias}.category || ' > ' || "
-                           f"coalesce({alias}.subcategory, '')) = lower(?))")
-            params.extend([filters.category, filters.category])
-        if filters.since:
-            clauses.append(f"{alias}.date_int >= ?")
-            params.append(int(filters.since.strftime("%Y%m%d")))
-        if filters.until:
-            clauses.append(f"{alias}.date_int <= ?")
-            params.append(int(filters.until.strftime("%Y%m%d")))
-        return (" AND ".join(clauses) or "1=1"), params
+        return filter_sql(filters, alias, "?")
 
     def count_matching(self, filters: Filters) -> int:
         """How many decisions these filters allow."""
@@ -383,20 +370,7 @@ class Catalog:
 
     def _prune_common_terms(self, terms: Sequence[str]) -> list[str]:
         """Leave the commonest words out of a large OR-query (see LEXICAL_POSTINGS_BUDGET)."""
-        stems = {t: stem(t) for t in terms}
-        df = self.document_frequency(list(dict.fromkeys(stems.values())))
-        total = sum(df.get(s, 0) for s in set(stems.values()))
-        if total <= LEXICAL_POSTINGS_BUDGET or len(terms) < 2:
-            return list(terms)
-        common = LEXICAL_COMMON_SHARE * self.count_chunks()
-        dropped: set[str] = set()
-        for t in sorted(terms, key=lambda t: -df.get(stems[t], 0)):
-            n = df.get(stems[t], 0)
-            if total <= LEXICAL_POSTINGS_BUDGET or len(terms) - len(dropped) <= 1 or n <= common:
-                break
-            dropped.add(t)
-            total -= n
-        return [t for t in terms if t not in dropped]
+        return prune_common_terms(terms, self.document_frequency, self.count_chunks)
 
     def lexical_search(self, terms: Sequence[str], limit: int, filters: Filters | None = None,
                        header_weight: float = 0.5) -> list[tuple[str, float]]:
@@ -536,6 +510,60 @@ class Catalog:
             self._conn.execute("DELETE FROM decisions")
             self._conn.execute("DELETE FROM meta WHERE key != 'schema_version'")
             self._conn.execute("COMMIT")
+
+
+
+def filter_sql(filters: Filters, alias: str = "d", mark: str = "?") -> tuple[str, list[Any]]:
+    """SQL condition on the decisions table for these filters (case-insensitive names); `mark` is the driver's
+    placeholder (? for sqlite3, %s for psycopg)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for name in ("authority", "outcome"):
+        value = getattr(filters, name)
+        if value:
+            clauses.append(f"lower({alias}.{name}) = lower({mark})")
+            params.append(value)
+    if filters.category:
+        clauses.append(f"(lower({alias}.category) = lower({mark}) OR lower({alias}.category || ' > ' || "
+                       f"coalesce({alias}.subcategory, '')) = lower({mark}))")
+        params.extend([filters.category, filters.category])
+    if filters.since:
+        clauses.append(f"{alias}.date_int >= {mark}")
+        params.append(int(filters.since.strftime("%Y%m%d")))
+    if filters.until:
+        clauses.append(f"{alias}.date_int <= {mark}")
+        params.append(int(filters.until.strftime("%Y%m%d")))
+    return (" AND ".join(clauses) or "1=1"), params
+
+
+def prune_common_terms(terms: Sequence[str], document_frequency: Callable[[list[str]], Mapping[str, int]],
+                       count_chunks: Callable[[], int]) -> list[str]:
+    """Leave the commonest words out of a large OR-query (see LEXICAL_POSTINGS_BUDGET)."""
+    stems = {t: stem(t) for t in terms}
+    df = document_frequency(list(dict.fromkeys(stems.values())))
+    total = sum(df.get(s, 0) for s in set(stems.values()))
+    if total <= LEXICAL_POSTINGS_BUDGET or len(terms) < 2:
+        return list(terms)
+    common = LEXICAL_COMMON_SHARE * count_chunks()
+    dropped: set[str] = set()
+    for t in sorted(terms, key=lambda t: -df.get(stems[t], 0)):
+        n = df.get(stems[t], 0)
+        if total <= LEXICAL_POSTINGS_BUDGET or len(terms) - len(dropped) <= 1 or n <= common:
+            break
+        dropped.add(t)
+        total -= n
+    return [t for t in terms if t not in dropped]
+
+
+
+def open_catalog(settings: Settings, create: bool = True) -> Catalog | PgCatalog:
+    """The catalog the settings name: PostgreSQL when OMBUDS_CATALOG_URL is set, else the SQLite file in the
+    index folder (a reader does not create one)."""
+    if settings.catalog_url:
+        from ingest.catalog_pg import PgCatalog
+
+        return PgCatalog(settings.catalog_url.get_secret_value(), create=create)
+    return Catalog(settings.catalog_path, create=create or settings.catalog_path.exists())
 
 
 def _unreadable(catalog: Catalog, exc: Exception) -> IndexStateError:

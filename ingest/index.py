@@ -22,16 +22,20 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import ConfigError, IndexBusyError, IndexMismatchError, IndexStateError, ParseError
 from core.settings import Settings
 from core.types import Chunk, Decision
-from ingest.catalog import Catalog
+from ingest.catalog import Catalog, open_catalog
 from ingest.chunk import Chunker
 from ingest.embed import Embedder
 from ingest.parse import SUPPORTED_SUFFIXES, parse_file
 from ingest.sentences import SENTENCE_VECTORS_KIND, SentenceStats, embed_chunks_and_sentences
 from ingest.store import VectorStore, make_client
+
+if TYPE_CHECKING:
+    from ingest.catalog_pg import PgCatalog
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +104,62 @@ class IndexLock:
             self._fd = None
 
 
+class Locks:
+    """Several locks held and changed together: the index folder's (embedded Chroma) and the PostgreSQL
+    catalog's advisory lock."""
+
+    def __init__(self, locks: Sequence[object]):
+        self.locks = list(locks)
+
+    def upgrade(self) -> None:
+        """Shared -> exclusive, all or none."""
+        done = []
+        try:
+            for held in self.locks:
+                held.upgrade()
+                done.append(held)
+        except BaseException:
+            for held in reversed(done):
+                held.downgrade()
+            raise
+
+    def downgrade(self) -> None:
+        """Exclusive -> shared."""
+        for held in reversed(self.locks):
+            held.downgrade()
+
+    def release(self) -> None:
+        """Let go of every lock."""
+        for held in reversed(self.locks):
+            held.release()
+
+
+def _take_locks(settings: Settings, write: bool) -> Locks | None:
+    """The file lock while Chroma is embedded (or the SQLite catalog is written); the advisory lock of a
+    PostgreSQL catalog (writers take it now, readers hold a connection to take it for an upload)."""
+    locks: list[object] = []
+    try:
+        if not settings.chroma_url or (write and not settings.catalog_url):
+            locks.append(IndexLock(settings.index_dir, exclusive=write).acquire())
+        if settings.catalog_url:
+            from ingest.catalog_pg import AdvisoryLock
+
+            locks.append(AdvisoryLock(settings.catalog_url.get_secret_value(), exclusive=write).acquire())
+    except BaseException:
+        Locks(locks).release()
+        raise
+    return Locks(locks) if locks else None
+
+
 @dataclass
 class Index:
     """The opened index: catalog + vector store + embedder (+ the lock that guards them)."""
 
-    catalog: Catalog
+    catalog: Catalog | PgCatalog
     store: VectorStore
     embedder: Embedder
     settings: Settings
-    lock: IndexLock | None = None
+    lock: Locks | None = None
 
     @property
     def location(self) -> str:
@@ -123,7 +174,14 @@ class Index:
 
 
 def _wipe(settings: Settings) -> None:
-    """Delete the catalog files and the collection (embedded folder or server collection)."""
+    """Empty the catalog (delete its files, or its PostgreSQL rows) and delete the collection (embedded folder or
+    server collection)."""
+    if settings.catalog_url:
+        catalog = open_catalog(settings)
+        try:
+            catalog.clear()
+        finally:
+            catalog.close()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{settings.catalog_path}{suffix}").unlink(missing_ok=True)
     if settings.chroma_url:
@@ -140,14 +198,15 @@ def open_index(settings: Settings, *, write: bool = False, embedder: Embedder | 
                create: bool | None = None, lock: bool = True, rebuild: bool = False) -> Index:
     """Open catalog and Chroma as configured. Writers get an exclusive lock on an embedded index.
 
-    In server mode the vectors are shared through the server, so only writers lock the local catalog.
+    In server mode the vectors are shared through the server, so only writers lock the local catalog; a
+    PostgreSQL catalog is locked for writers by an advisory lock in the database instead of a file.
     `rebuild` (writers only) first deletes the catalog and the collection, whatever state they are in.
     """
     create = write if create is None else create
     index_lock = None
     catalog = None
-    if lock and (write or not settings.chroma_url):
-        index_lock = IndexLock(settings.index_dir, exclusive=write).acquire()
+    if lock:
+        index_lock = _take_locks(settings, write)
     try:
         if rebuild:
             if not write:
@@ -155,7 +214,7 @@ def open_index(settings: Settings, *, write: bool = False, embedder: Embedder | 
             _wipe(settings)
         # A server is reached before the catalog is made, so a wrong or stopped server leaves no empty catalog.
         server = make_client(settings.chroma_path, settings.chroma_url) if settings.chroma_url else None
-        catalog = Catalog(settings.catalog_path, create=create or settings.catalog_path.exists())
+        catalog = open_catalog(settings, create=create)
         if not write and not settings.chroma_url and not settings.chroma_path.is_dir() and catalog.count_chunks():
             raise IndexStateError(_damaged(settings, catalog.count_chunks(), 0))
         client = server or make_client(settings.chroma_path, None)
@@ -198,7 +257,7 @@ def _damaged(settings: Settings, chunks: int, vectors: int) -> str:
             f"(re-embeds what is missing), or rebuild it: python -m ingest --rebuild PATH... {target}")
 
 
-def _pair_with_server_collection(catalog: Catalog, store: VectorStore, settings: Settings, write: bool) -> None:
+def _pair_with_server_collection(catalog: Catalog | PgCatalog, store: VectorStore, settings: Settings, write: bool) -> None:
     """One catalog per server collection. Every catalog reconciles Chroma to itself, so a second catalog on
     the same collection (an evaluation's temporary index, another index folder) would delete the first one's
     vectors: refuse instead, saying how to give it a collection of its own."""
@@ -213,14 +272,14 @@ def _pair_with_server_collection(catalog: Catalog, store: VectorStore, settings:
     if found == owner:
         return
     if found is None and write and (catalog.count_chunks() > 0 or store.count() == 0):
-        store.set_metadata(catalog_id=owner, catalog_path=str(settings.catalog_path))
+        store.set_metadata(catalog_id=owner, catalog_path=settings.catalog_label)
         return
     if found is None and not write:
         return
     elsewhere = meta.get("catalog_path") or "another index folder"
     raise IndexMismatchError(
         f"The collection {settings.collection!r} on the Chroma server {settings.chroma_url} belongs to the "
-        f"catalog in {elsewhere}, not to {settings.catalog_path}"
+        f"catalog in {elsewhere}, not to {settings.catalog_label}"
         + ("" if found else f" (it holds {store.count()} vectors this empty catalog does not list)")
         + ". Writing here would delete its vectors. Point OMBUDS_INDEX_DIR (--index-dir) at that folder, or give "
         "this index its own collection: OMBUDS_COLLECTION=another_name (--collection)."

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from core.casenum import case_number_slug, normalise_case_number
-from core.errors import IndexStateError, QuestionError
+from core.errors import ConfigError, IndexStateError, QuestionError
 from core.text import split_sentences
 from core.types import Decision, DecisionNames, Filters
 from ingest.catalog import Catalog
@@ -231,13 +231,22 @@ class DecisionBrowser:
     def __init__(self, catalog: Catalog, cache_size: int = 64):
         self.catalog = catalog
         self.path = Path(catalog.path)
+        # Its tables and FTS5 index live in the SQLite file; a PostgreSQL catalog has none yet (issue 15).
+        self.unavailable = None if isinstance(catalog, Catalog) else (
+            f"The decisions browser needs the SQLite catalog for now: this app uses the PostgreSQL catalog at "
+            f"{catalog.path}. Ask the assistant instead, or unset OMBUDS_CATALOG_URL.")
         self._local = threading.local()
         self._cache_lock = threading.Lock()
         self._results: OrderedDict[tuple[Any, ...], array] = OrderedDict()
         self._cache_size = cache_size
 
     # connections and the index -----------------------------------------------------------------
+    def _check_available(self) -> None:
+        if self.unavailable:
+            raise ConfigError(self.unavailable)
+
     def _conn(self) -> sqlite3.Connection:
+        self._check_available()
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(str(self.path), check_same_thread=True, isolation_level=None, timeout=30)
@@ -249,6 +258,7 @@ class DecisionBrowser:
     def ensure_index(self) -> int:
         """Create the browse tables and triggers, or rebuild them when out of step with the catalog.
         Returns how many decisions were (re)indexed (0 when it was already up to date)."""
+        self._check_available()
         conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=60)
         try:
             version = conn.execute("SELECT value FROM meta WHERE key='browse_schema'").fetchone()

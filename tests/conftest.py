@@ -79,3 +79,27 @@ def test_output():
     """Folder for artefacts tests leave for people (screenshots, reports)."""
     TEST_OUTPUT.mkdir(exist_ok=True)
     return TEST_OUTPUT
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the run (skips, saying how to install it, where its binaries are absent)."""
+    from pgserver import INSTALL_HINT, PostgresServer, server_binaries
+
+    binaries = server_binaries()
+    if binaries is None:
+        pytest.skip(INSTALL_HINT)
+    server = PostgresServer(binaries).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def catalog_url(postgres_server, request):
+    """The URL of a new, empty database on the test server (one per test)."""
+    import re as _re
+
+    name = "t_" + _re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:50]
+    return postgres_server.create_database(name)

@@ -82,6 +82,7 @@ class VectorStore:
         self._exact_token: Any = None
         self._exact_loaded_at = 0.0
         self._exact_lock = threading.Lock()
+        self._reloading: threading.Thread | None = None
         self.name = collection
         self.embedding_model = embedding_model
         self.contextual_headers = contextual_headers
@@ -211,19 +212,36 @@ class VectorStore:
         return [(i, 1.0 - float(d)) for i, d in zip(ids, distances)]
 
     def exact_vectors(self) -> ExactVectors:
-        """The in-memory copy exact search uses, loaded on first use and again when the freshness token changes
-        (another process wrote the index) — at most once per EXACT_RELOAD_S, so that a long ingest elsewhere does
-        not reload it for every question; meanwhile chunks it no longer has are skipped by retrieval."""
+        """The in-memory copy exact search uses. Loaded on first use (the app's warm-up; ~11 s at 100 000 vectors,
+        bench/NOTES.md) and after this store writes. When the freshness token changes (another process wrote the
+        index) it is reloaded in the background — at most once per EXACT_RELOAD_S — while questions go on using
+        the copy they have; chunks it no longer has are skipped by retrieval."""
         token = self._freshness() if self._freshness else None
         with self._exact_lock:
-            stale = self._exact is None or (token != self._exact_token and
-                                            time.monotonic() - self._exact_loaded_at >= EXACT_RELOAD_S)
-            if stale:
+            if self._exact is None:
                 with self._chroma("read every vector"):
                     self._exact = load_exact(self.collection)
                 self._exact_token, self._exact_loaded_at = token, time.monotonic()
-            assert self._exact is not None
+            elif (token != self._exact_token and self._reloading is None
+                  and time.monotonic() - self._exact_loaded_at >= EXACT_RELOAD_S):
+                self._reloading = threading.Thread(target=self._reload_exact, args=(token,), daemon=True,
+                                                   name="exact-reload")
+                self._reloading.start()
             return self._exact
+
+    def _reload_exact(self, token: Any) -> None:
+        try:
+            fresh = load_exact(self.collection)
+        except BaseException as exc:  # keep answering from the copy we have; the next change tries again
+            if not chroma_failure(exc):
+                raise
+            log.warning("exact search: reloading the vectors failed (%s); keeping the previous copy", exc)
+            fresh = None
+        with self._exact_lock:
+            if fresh is not None and self._exact is not None:
+                self._exact, self._exact_token = fresh, token
+            self._exact_loaded_at = time.monotonic()
+            self._reloading = None
 
     def _forget_exact(self) -> None:
         with self._exact_lock:

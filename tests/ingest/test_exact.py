@@ -98,6 +98,10 @@ def test_it_reloads_after_a_write_here_or_when_another_process_writes(sample_ind
         assert len(store.exact_vectors()) == before + 1
         token["v"] = 2
         store._exact_loaded_at = 0.0  # the reload interval (EXACT_RELOAD_S) has passed
-        assert len(store.exact_vectors()) == before
+        assert len(store.exact_vectors()) == before + 1  # this question: the copy it has, while a reload runs
+        if (reloading := store._reloading) is not None:
+            reloading.join(timeout=60)
+        assert len(store.exact_vectors()) == before  # the next: the reloaded copy
+        assert store._reloading is None
     finally:
         index.close()

@@ -75,14 +75,17 @@ class Chunker:
     def _split_long(self, text: str) -> list[str]:
         """Split an over-long paragraph at sentence ends (a sentence still too long at semicolons, then by
         tokens)."""
-        sentences = [clause for sentence in split_sentences(text)
-                     for clause in ([sentence] if self.count(sentence) <= self.max_tokens
-                                    else re.split(r"(?<=;)\s+", sentence))]
+        units: list[tuple[str, int]] = []  # (sentence or clause, its tokens), each counted once
+        for sentence in split_sentences(text):
+            n = self.count(sentence)
+            if n <= self.max_tokens:
+                units.append((sentence, n))
+            else:
+                units += [(clause, self.count(clause)) for clause in re.split(r"(?<=;)\s+", sentence)]
         pieces: list[str] = []
         current: list[str] = []
         size = 0
-        for sentence in sentences:
-            n = self.count(sentence)
+        for sentence, n in units:
             if n > self.max_tokens:
                 if current:
                     pieces.append(" ".join(current))

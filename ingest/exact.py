@@ -35,12 +35,14 @@ class ExactVectors:
     def __init__(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[Mapping[str, Any] | None]):
         order = sorted(range(len(ids)), key=lambda i: ids[i])
         self.ids = [ids[i] for i in order]
-        matrix = np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1)[order] if len(ids) else \
-            np.zeros((0, 0), dtype=np.float32)
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True) if len(ids) else None
-        self.matrix = matrix / np.where(norms == 0, 1, norms) if norms is not None else matrix
-        metas = [dict(metadatas[i] or {}) for i in order]
+        matrix = np.asarray(vectors, dtype=np.float32)[order] if ids else np.zeros((0, 0), dtype=np.float32)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        self.matrix = matrix / np.where(norms == 0, 1, norms)
+        metas = [metadatas[i] or {} for i in order]
         self.columns = {key: np.array([m.get(key) for m in metas], dtype=object) for key in FILTER_KEYS}
+        dates = self.columns["date_int"]
+        self.dated = np.array([d is not None for d in dates], dtype=bool)
+        self.dates = np.where(self.dated, dates, 0).astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -80,12 +82,10 @@ class ExactVectors:
         ((op, value),) = condition.items()
         if op == "$in":
             return np.isin(column, list(value))
-        present = np.array([v is not None for v in column])
-        values = np.where(present, column, 0).astype(np.int64)
-        if op == "$gte":
-            return present & (values >= int(value))
-        if op == "$lte":
-            return present & (values <= int(value))
+        if key == "date_int" and op == "$gte":
+            return self.dated & (self.dates >= int(value))
+        if key == "date_int" and op == "$lte":
+            return self.dated & (self.dates <= int(value))
         raise ValueError(f"exact search does not support {op!r}")
 
 

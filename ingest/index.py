@@ -257,7 +257,8 @@ def _damaged(settings: Settings, chunks: int, vectors: int) -> str:
             f"(re-embeds what is missing), or rebuild it: python -m ingest --rebuild PATH... {target}")
 
 
-def _pair_with_server_collection(catalog: Catalog | PgCatalog, store: VectorStore, settings: Settings, write: bool) -> None:
+def _pair_with_server_collection(catalog: Catalog | PgCatalog, store: VectorStore, settings: Settings,
+                                 write: bool) -> None:
     """One catalog per server collection. Every catalog reconciles Chroma to itself, so a second catalog on
     the same collection (an evaluation's temporary index, another index folder) would delete the first one's
     vectors: refuse instead, saying how to give it a collection of its own."""

@@ -80,7 +80,7 @@ class VectorStore:
         self._freshness = freshness
         self._exact: ExactVectors | None = None
         self._exact_token: Any = None
-        self._exact_loaded_at = 0.0
+        self._exact_checked_at = 0.0  # when the copy was loaded or the freshness token last asked
         self._exact_lock = threading.Lock()
         self._reloading: threading.Thread | None = None
         self.name = collection
@@ -212,21 +212,25 @@ class VectorStore:
         return [(i, 1.0 - float(d)) for i, d in zip(ids, distances)]
 
     def exact_vectors(self) -> ExactVectors:
-        """The in-memory copy exact search uses. Loaded on first use (the app's warm-up; ~11 s at 100 000 vectors,
-        bench/NOTES.md) and after this store writes. When the freshness token changes (another process wrote the
-        index) it is reloaded in the background — at most once per EXACT_RELOAD_S — while questions go on using
-        the copy they have; chunks it no longer has are skipped by retrieval."""
-        token = self._freshness() if self._freshness else None
+        """The in-memory copy exact search uses. Loaded on first use (the app's warm-up; ~11 s at 100 000
+        vectors, bench/NOTES.md) and after this store writes. When the freshness token changes (another process
+        wrote the index; the token is asked at most once per EXACT_RELOAD_S) it is reloaded in the background,
+        while questions go on using the copy they have; chunks it no longer has are skipped by retrieval."""
         with self._exact_lock:
             if self._exact is None:
+                token = self._freshness() if self._freshness else None
                 with self._chroma("read every vector"):
                     self._exact = load_exact(self.collection)
-                self._exact_token, self._exact_loaded_at = token, time.monotonic()
-            elif (token != self._exact_token and self._reloading is None
-                  and time.monotonic() - self._exact_loaded_at >= EXACT_RELOAD_S):
-                self._reloading = threading.Thread(target=self._reload_exact, args=(token,), daemon=True,
-                                                   name="exact-reload")
-                self._reloading.start()
+                self._exact_token, self._exact_checked_at = token, time.monotonic()
+            elif self._reloading is None and time.monotonic() - self._exact_checked_at >= EXACT_RELOAD_S:
+                # The token costs a catalog query (a round trip to PostgreSQL): asked once per interval, not per
+                # question.
+                self._exact_checked_at = time.monotonic()
+                token = self._freshness() if self._freshness else None
+                if token != self._exact_token:
+                    self._reloading = threading.Thread(target=self._reload_exact, args=(token,), daemon=True,
+                                                       name="exact-reload")
+                    self._reloading.start()
             return self._exact
 
     def _reload_exact(self, token: Any) -> None:
@@ -240,7 +244,7 @@ class VectorStore:
         with self._exact_lock:
             if fresh is not None and self._exact is not None:
                 self._exact, self._exact_token = fresh, token
-            self._exact_loaded_at = time.monotonic()
+            self._exact_checked_at = time.monotonic()
             self._reloading = None
 
     def _forget_exact(self) -> None:

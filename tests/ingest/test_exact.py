@@ -97,7 +97,7 @@ def test_it_reloads_after_a_write_here_or_when_another_process_writes(sample_ind
         store.collection.delete(ids=["extra-chunk"])  # as another process would: not seen until the token moves
         assert len(store.exact_vectors()) == before + 1
         token["v"] = 2
-        store._exact_loaded_at = 0.0  # the reload interval (EXACT_RELOAD_S) has passed
+        store._exact_checked_at = 0.0  # the reload interval (EXACT_RELOAD_S) has passed
         assert len(store.exact_vectors()) == before + 1  # this question: the copy it has, while a reload runs
         if (reloading := store._reloading) is not None:
             reloading.join(timeout=60)

@@ -347,6 +347,7 @@ def _fill_project(settings, target_chunks: int, seed: int, first_index: int) -> 
                                              for c in part])
             catalog.replace_decisions(batch_items, batch_sentences)
         catalog.set_meta("bench_next_index", str(next_index))
+        index.store.save_snapshot()  # as an ingest does at its end (ingest/exact.py)
         result = {"chunks": catalog.count_chunks(), "vectors": index.store.count(),
                   "decisions": catalog.count_decisions(), "copies_added": copies,
                   "fill_seconds": round(time.perf_counter() - started, 1)}

@@ -30,6 +30,7 @@ from core.types import Chunk, Decision
 from ingest.catalog import Catalog, open_catalog
 from ingest.chunk import Chunker
 from ingest.embed import Embedder
+from ingest.exact import SNAPSHOT_NAME
 from ingest.parse import SUPPORTED_SUFFIXES, parse_file
 from ingest.sentences import SENTENCE_VECTORS_KIND, SentenceStats, embed_chunks_and_sentences
 from ingest.store import VectorStore, make_client
@@ -220,7 +221,8 @@ def open_index(settings: Settings, *, write: bool = False, embedder: Embedder | 
         client = server or make_client(settings.chroma_path, None)
         location = settings.chroma_url or str(settings.index_dir)
         store = VectorStore(client, settings.collection, settings.embedding_model, settings.contextual_headers,
-                            location, create=True, exact=settings.exact_search, freshness=catalog.data_version)
+                            location, create=True, exact=settings.exact_search, freshness=catalog.data_version,
+                            members=catalog.chunk_ids, snapshot=settings.index_dir / SNAPSHOT_NAME)
         if settings.chroma_url:
             _pair_with_server_collection(catalog, store, settings, write)
         embedder = embedder or Embedder(settings.embedding_model, settings.embed_batch_size,
@@ -512,6 +514,7 @@ class Indexer:
         report.seconds = round(time.perf_counter() - started, 3)
         report.chunks_per_second = round(report.chunks_written / report.seconds, 2) if report.seconds else 0.0
         catalog.finish_run(run_id, {k: v for k, v in report.to_dict().items() if not isinstance(v, list)})
+        self.index.store.save_snapshot()
         return report
 
     def _flush(self, run: _Run) -> None:

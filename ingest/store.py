@@ -10,7 +10,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -72,12 +72,18 @@ class VectorStore:
 
     def __init__(self, client: Any, collection: str, embedding_model: str, contextual_headers: bool,
                  location: str, create: bool = True, exact: bool = False,
-                 freshness: Callable[[], Any] | None = None):
+                 freshness: Callable[[], Any] | None = None, members: Callable[[], Collection[str]] | None = None,
+                 snapshot: Path | None = None):
         """exact: search every vector exactly in memory (ingest/exact.py says why) instead of Chroma's HNSW;
-        freshness: a token that changes when another process writes the index (the vectors are then reloaded)."""
+        freshness: a token that changes when another process writes the index (the vectors are then reloaded);
+        members: the chunk ids the catalog lists (exact search holds those); snapshot: where the in-memory copy is
+        kept between processes (a cache beside the catalog, ingest/exact.py)."""
         self.client = client
         self.exact = exact
         self._freshness = freshness
+        self._members = members
+        self._snapshot = snapshot
+        self._written: set[str] = set()  # ids this process upserted: their snapshot rows are read again
         self._exact: ExactVectors | None = None
         self._exact_token: Any = None
         self._exact_checked_at = 0.0  # when the copy was loaded or the freshness token last asked
@@ -178,6 +184,7 @@ class VectorStore:
         if len(chunks) != len(vectors):
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
         self._forget_exact()
+        self._written.update(c.chunk_id for c in chunks)
         for start in range(0, len(chunks), WRITE_BATCH):
             part = chunks[start:start + WRITE_BATCH]
             with self._chroma("write vectors"):
@@ -211,16 +218,31 @@ class VectorStore:
         distances = result["distances"][0]
         return [(i, 1.0 - float(d)) for i, d in zip(ids, distances)]
 
+    def _load(self) -> ExactVectors:
+        written = set(self._written)
+        with self._chroma("read every vector"):
+            exact = load_exact(self.collection, self._members, self._snapshot, written)
+        self._written.difference_update(written)
+        return exact
+
+    def save_snapshot(self) -> None:
+        """After writing (the end of an ingest): load the copy now and keep its snapshot, so that the next process
+        to start reads the snapshot instead of every vector from Chroma."""
+        if self.exact and self._snapshot is not None:
+            exact = self._load()
+            with self._exact_lock:
+                self._exact = exact
+
     def exact_vectors(self) -> ExactVectors:
-        """The in-memory copy exact search uses. Loaded on first use (the app's warm-up; ~11 s at 100 000
-        vectors, bench/NOTES.md) and after this store writes. When the freshness token changes (another process
+        """The in-memory copy exact search uses. Loaded on first use (the app's warm-up: from the snapshot where
+        it has the catalog's chunks, else from Chroma, ~11 s at 100 000 vectors, bench/NOTES.md) and after this
+        store writes. When the freshness token changes (another process
         wrote the index; the token is asked at most once per EXACT_RELOAD_S) it is reloaded in the background,
         while questions go on using the copy they have; chunks it no longer has are skipped by retrieval."""
         with self._exact_lock:
             if self._exact is None:
                 token = self._freshness() if self._freshness else None
-                with self._chroma("read every vector"):
-                    self._exact = load_exact(self.collection)
+                self._exact = self._load()
                 self._exact_token, self._exact_checked_at = token, time.monotonic()
             elif self._reloading is None and time.monotonic() - self._exact_checked_at >= EXACT_RELOAD_S:
                 # The token costs a catalog query (a round trip to PostgreSQL): asked once per interval, not per
@@ -235,10 +257,8 @@ class VectorStore:
 
     def _reload_exact(self, token: Any) -> None:
         try:
-            fresh = load_exact(self.collection)
-        except BaseException as exc:  # keep answering from the copy we have; the next change tries again
-            if not chroma_failure(exc):
-                raise
+            fresh = self._load()
+        except Exception as exc:  # noqa: BLE001 - keep answering from the copy we have; the next change tries again
             log.warning("exact search: reloading the vectors failed (%s); keeping the previous copy", exc)
             fresh = None
         with self._exact_lock:

@@ -12,6 +12,8 @@ Environment:
                                               PostgreSQL, the end of a transaction block on the catalog's
                                               connection, every statement run, COMMIT not yet sent
                after-commit                   just after a catalog transaction (replace/delete decisions)
+               after-wipe                     --rebuild: one of its two steps done (catalog emptied, vectors
+                                              deleted: after-wipe:1 lands between them)
   CRASH_SIGNAL SIGSTOP to stop there instead (for a test to look at what the stopped ingest holds, then kill it)
   EMBED_DELAY  seconds each embedding call takes (so that timed kills land inside the run)
   OMBUDS_*     the deployment, as for `python -m ingest`: OMBUDS_CATALOG_URL (PostgreSQL), OMBUDS_CHROMA_URL,
@@ -82,6 +84,7 @@ def install_kill_points(spec: str | None) -> None:
             os.kill(os.getpid(), how)
 
     _hook_locks(event)
+    _hook_wipe(event)
     _hook_store(event)
     _hook_sqlite_catalog(event)
     _hook_pg_catalog(event)
@@ -100,6 +103,18 @@ def _hook_locks(event: Callable[[str], None]) -> None:
             return held
 
         lock.acquire = acquire
+
+
+def _hook_wipe(event: Callable[[str], None]) -> None:
+    """after-wipe: a step of --rebuild's wipe (emptying the catalog, deleting the vectors) done."""
+    import ingest.index
+
+    for name in ("_empty_catalog", "_drop_vectors"):
+        def step(settings, _original=getattr(ingest.index, name)):
+            _original(settings)
+            event("after-wipe")
+
+        setattr(ingest.index, name, step)
 
 
 def _hook_store(event: Callable[[str], None]) -> None:

@@ -1,11 +1,11 @@
-"""Crash safety: ingests killed with SIGKILL at 14 different moments, then run again, always end with catalog and
+"""Crash safety: ingests killed with SIGKILL at 15 different moments, then run again, always end with catalog and
 Chroma in exact agreement — every decision once, complete, no orphan vectors, nothing missing.
 
 Each trial runs the real CLI (`tests/ingest/crash_driver.py` wraps `python -m ingest`) in a subprocess and kills
 it either at an exact write event (the writer lock just taken, before/after a Chroma upsert or delete, before a
 catalog COMMIT runs, after a catalog transaction) or at a seeded random moment while it writes. The kills cover a
-first ingest, an update of changed files (stale vectors), `--prune`, a repair run that is itself killed, and a
-repair of vectors Chroma lost.
+first ingest, an update of changed files (stale vectors), `--prune`, a repair run that is itself killed, a
+repair of vectors Chroma lost, and a `--rebuild` killed halfway through wiping the index.
 
 One trial definition, two deployments: `embedded` (SQLite catalog file, Chroma folder) and `servers` (the catalog
 on a real PostgreSQL server, tests/pgserver.py, and the vectors in a real `chroma run` server on loopback; a new
@@ -65,7 +65,7 @@ HashEmbedder = crash_driver.HashEmbedder
 @dataclass(frozen=True)
 class Trial:
     label: str
-    scenario: str  # fresh | update | prune | repair | lost
+    scenario: str  # fresh | update | prune | repair | lost | rebuild
     crash_at: str | None = None  # "kind:N" for an exact event, None for a timed kill
     seed: int | None = None  # timed kills: seconds after the first write, drawn from this seed
     then: str | None = None  # repair: the kill point of the second (repairing) run
@@ -87,6 +87,7 @@ TRIALS = [
           then="before-delete:1"),
     Trial("Chroma lost 20 vectors; re-run killed after restoring the first 16", "lost", "after-upsert:1"),
     Trial("8 files changed: killed holding the writer lock, nothing written yet", "update", "after-lock:1"),
+    Trial("--rebuild: vectors deleted, catalog not yet emptied", "rebuild", "after-wipe:1"),
 ]
 # The servers repeat every exact kill point and one random moment: each server trial costs more (HTTP, SQL).
 SERVER_TRIALS = [trial for trial in TRIALS if trial.crash_at or trial.seed == 1]
@@ -199,26 +200,24 @@ def fresh_chroma_clients() -> None:
     SharedSystemClient.clear_system_cache()
 
 
-def start_driver(folder: Path, settings: Settings, log: Path, crash_at: str | None = None, prune: bool = False,
-                 **variables: str) -> subprocess.Popen:
+def start_driver(folder: Path, settings: Settings, log: Path, crash_at: str | None = None,
+                 flags: tuple[str, ...] = (), **variables: str) -> subprocess.Popen:
     """Start the ingest CLI in a subprocess on the settings' deployment (more driver variables as keywords)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMBUDS_", "CRASH_", "EMBED_DELAY"))}
     env.update(deployment_environment(settings), PYTHONPATH=str(ROOT), **variables)
     if crash_at:
         env["CRASH_AT"] = crash_at
-    args = [sys.executable, str(DRIVER), str(folder), "--index-dir", str(settings.index_dir), "--json"]
-    if prune:
-        args.append("--prune")
+    args = [sys.executable, str(DRIVER), str(folder), "--index-dir", str(settings.index_dir), "--json", *flags]
     with log.open("ab") as err:  # a file, not a pipe: a full pipe would stall the run
         return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
 
 
-def run_driver(folder: Path, settings, log: Path, crash_at: str | None = None, prune: bool = False,
+def run_driver(folder: Path, settings, log: Path, crash_at: str | None = None, flags: tuple[str, ...] = (),
                kill_after: float | None = None) -> tuple[int, float]:
     """Run the ingest CLI in a subprocess; returns (exit code, seconds until it ended or was killed)."""
     started = time.monotonic()
     delay = {} if kill_after is None else {"EMBED_DELAY": str(EMBED_DELAY)}
-    proc = start_driver(folder, settings, log, crash_at, prune, **delay)
+    proc = start_driver(folder, settings, log, crash_at, flags, **delay)
     try:
         if kill_after is not None:
             with dirty_flag_reader(settings) as dirty:
@@ -304,7 +303,7 @@ def test_killed_ingest_recovers_to_an_exact_index(deployment, trial, tmp_path, t
     prune = trial.scenario == "prune"
 
     # The state the killed run starts from.
-    if trial.scenario in ("update", "prune", "lost"):
+    if trial.scenario in ("update", "prune", "lost", "rebuild"):
         code, _ = run_driver(folder, settings, log)
         assert code == 0, log.read_text()[-3000:]
     if trial.scenario == "update":
@@ -332,7 +331,8 @@ def test_killed_ingest_recovers_to_an_exact_index(deployment, trial, tmp_path, t
         code, seconds = run_driver(folder, settings, log, trial.then)
         where = f"{trial.crash_at}, then {trial.then}"
     elif trial.crash_at:
-        code, seconds = run_driver(folder, settings, log, trial.crash_at, prune=prune)
+        flags = {"prune": ("--prune",), "rebuild": ("--rebuild",)}.get(trial.scenario, ())
+        code, seconds = run_driver(folder, settings, log, trial.crash_at, flags)
         where = trial.crash_at
     else:
         delay = random.Random(trial.seed).uniform(0.02, 0.4)

@@ -175,8 +175,20 @@ class Index:
 
 
 def _wipe(settings: Settings) -> None:
-    """Empty the catalog (delete its files, or its PostgreSQL rows) and delete the collection (embedded folder or
-    server collection)."""
+    """Delete the collection (embedded folder or server collection), then empty the catalog (delete its files, or
+    its PostgreSQL rows).
+
+    Vectors first: a wipe killed halfway then leaves the old catalog and no vectors, which readers report as damaged
+    and any re-run repairs (re-embedding what the catalog lists) or rebuilds. The other order left an empty catalog
+    beside a server collection still marked as another catalog's (the catalog_id the emptied catalog no longer
+    holds), and every later ingest without --rebuild was refused as a second catalog on that collection.
+    """
+    _drop_vectors(settings)
+    _empty_catalog(settings)
+
+
+def _empty_catalog(settings: Settings) -> None:
+    """The second half of a wipe: the catalog's rows (PostgreSQL) or files (SQLite) go."""
     if settings.catalog_url:
         catalog = open_catalog(settings)
         try:
@@ -185,6 +197,10 @@ def _wipe(settings: Settings) -> None:
             catalog.close()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{settings.catalog_path}{suffix}").unlink(missing_ok=True)
+
+
+def _drop_vectors(settings: Settings) -> None:
+    """The first half of a wipe: the server collection, or the embedded Chroma folder, goes."""
     if settings.chroma_url:
         client = make_client(settings.chroma_path, settings.chroma_url)
         try:

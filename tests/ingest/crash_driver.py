@@ -4,26 +4,38 @@
 
 Environment:
   CRASH_AT     "kind:N" — SIGKILL this process at the N-th event of that kind (unset: run to the end):
+               after-lock                     the writer's lock taken (index folder file lock, or the PostgreSQL
+                                              catalog's session advisory lock), nothing written yet
                before-upsert / after-upsert   Chroma writes (VectorStore.upsert)
                before-delete / after-delete   Chroma deletions (VectorStore.delete)
-               before-commit                  a catalog COMMIT statement, as SQLite is about to run it
+               before-commit                  a catalog COMMIT, about to be sent: SQLite's statement trace; on
+                                              PostgreSQL, the end of a transaction block on the catalog's
+                                              connection, every statement run, COMMIT not yet sent
                after-commit                   just after a catalog transaction (replace/delete decisions)
+               after-wipe                     --rebuild: one of its two steps done (catalog emptied, vectors
+                                              deleted: after-wipe:1 lands between them)
+  CRASH_SIGNAL SIGSTOP to stop there instead (for a test to look at what the stopped ingest holds, then kill it)
   EMBED_DELAY  seconds each embedding call takes (so that timed kills land inside the run)
+  OMBUDS_*     the deployment, as for `python -m ingest`: OMBUDS_CATALOG_URL (PostgreSQL), OMBUDS_CHROMA_URL,
+               OMBUDS_COLLECTION. The same events are counted for the SQLite and the PostgreSQL catalog, and for
+               embedded and server Chroma, so one kill point names the same moment in every deployment.
 
 Embeddings come from HashEmbedder: deterministic pseudo-random unit vectors of the packaged model's size.
-What is under test is the write order between SQLite and Chroma (both real); the real model would cost
+What is under test is the write order between the catalog and Chroma (both real); the real model would cost
 10-20 s per trial on two cores and change nothing about where a kill can land.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import hashlib
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -60,18 +72,53 @@ class HashEmbedder:
 
 
 def install_kill_points(spec: str | None) -> None:
-    """Wrap the store and catalog writes so that the process SIGKILLs itself at the chosen event."""
-    import ingest.catalog
-    import ingest.store
-
+    """Wrap the lock, store and catalog writes so that the process SIGKILLs itself at the chosen event."""
     kind, _, nth = (spec or "none:0").partition(":")
     target = int(nth or 0)
     seen: collections.Counter[str] = collections.Counter()
+    how = signal.Signals[os.environ.get("CRASH_SIGNAL") or "SIGKILL"]
 
     def event(name: str) -> None:
         seen[name] += 1
         if name == kind and seen[name] == target:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), how)
+
+    _hook_locks(event)
+    _hook_wipe(event)
+    _hook_store(event)
+    _hook_sqlite_catalog(event)
+    _hook_pg_catalog(event)
+
+
+def _hook_locks(event: Callable[[str], None]) -> None:
+    """after-lock: a writer holds the index lock (file lock or PostgreSQL advisory lock)."""
+    import ingest.catalog_pg
+    import ingest.index
+
+    for lock in (ingest.index.IndexLock, ingest.catalog_pg.AdvisoryLock):
+        def acquire(self, _original=lock.acquire):
+            held = _original(self)
+            if self.exclusive:
+                event("after-lock")
+            return held
+
+        lock.acquire = acquire
+
+
+def _hook_wipe(event: Callable[[str], None]) -> None:
+    """after-wipe: a step of --rebuild's wipe (emptying the catalog, deleting the vectors) done."""
+    import ingest.index
+
+    for name in ("_empty_catalog", "_drop_vectors"):
+        def step(settings, _original=getattr(ingest.index, name)):
+            _original(settings)
+            event("after-wipe")
+
+        setattr(ingest.index, name, step)
+
+
+def _hook_store(event: Callable[[str], None]) -> None:
+    import ingest.store
 
     store = ingest.store.VectorStore
     for method in ("upsert", "delete"):
@@ -85,15 +132,8 @@ def install_kill_points(spec: str | None) -> None:
 
         setattr(store, method, wrapped)
 
-    catalog = ingest.catalog.Catalog
-    original_init = catalog.__init__
 
-    def init(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        # Called by SQLite as each statement starts: a kill here lands before the COMMIT takes effect.
-        self._conn.set_trace_callback(lambda sql: event("before-commit") if sql.strip().upper() == "COMMIT" else None)
-
-    catalog.__init__ = init
+def _hook_after_commit(catalog: type, event: Callable[[str], None]) -> None:
     for method in ("replace_decisions", "delete_decisions"):
         original = getattr(catalog, method)
 
@@ -103,6 +143,51 @@ def install_kill_points(spec: str | None) -> None:
             return result
 
         setattr(catalog, method, wrapped_commit)
+
+
+def _hook_sqlite_catalog(event: Callable[[str], None]) -> None:
+    import ingest.catalog
+
+    catalog = ingest.catalog.Catalog
+    original_init = catalog.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        # Called by SQLite as each statement starts: a kill here lands before the COMMIT takes effect.
+        self._conn.set_trace_callback(lambda sql: event("before-commit") if sql.strip().upper() == "COMMIT" else None)
+
+    catalog.__init__ = init
+    _hook_after_commit(catalog, event)
+
+
+def _hook_pg_catalog(event: Callable[[str], None]) -> None:
+    """psycopg has no statement trace: the catalog connection's transaction blocks (its only way to COMMIT) are
+    wrapped instead. The kill lands when the block has run every statement without error and psycopg is about
+    to send COMMIT. Counted from after the schema migration, as SQLite's trace is set after its schema."""
+    import psycopg
+
+    import ingest.catalog_pg
+
+    traced: list[psycopg.Connection] = []
+    begin = psycopg.Connection.transaction
+
+    @contextlib.contextmanager
+    def transaction(self, *args, **kwargs):
+        with begin(self, *args, **kwargs) as tx:
+            yield tx
+            if any(conn is self for conn in traced):
+                event("before-commit")
+
+    psycopg.Connection.transaction = transaction
+    catalog = ingest.catalog_pg.PgCatalog
+    original_init = catalog.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        traced.append(self._conn)
+
+    catalog.__init__ = init
+    _hook_after_commit(catalog, event)
 
 
 def main() -> int:

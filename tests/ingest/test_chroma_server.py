@@ -2,59 +2,26 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import pytest
 
 from ingest.index import open_index
 
-try:  # the shared helper in tests/conftest.py, under either pytest import mode (prepend / importlib)
+try:  # the shared helpers in tests/, under either pytest import mode (prepend / importlib)
+    from chromaserver import ChromaServerFailed, running_chroma_server
     from conftest import ICO_ANSWERS, SAMPLE_DIR, build_index
 except ImportError:
+    from tests.chromaserver import ChromaServerFailed, running_chroma_server
     from tests.conftest import ICO_ANSWERS, SAMPLE_DIR, build_index
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def chroma_server(tmp_path):
     """A `chroma run` server with its own data folder; yields its URL and stops it afterwards."""
-    chroma = Path(sys.executable).parent / "chroma"
-    port = free_port()
-    log = (tmp_path / "chroma-server.log").open("wb")
-    proc = subprocess.Popen([str(chroma), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"chroma server did not start: {(tmp_path / 'chroma-server.log').read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        with running_chroma_server(tmp_path) as url:
+            yield url
+    except ChromaServerFailed as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.mark.slow

@@ -1,39 +1,55 @@
-"""Crash safety: ingests killed with SIGKILL at 13 different moments, then run again, always end with catalog and
+"""Crash safety: ingests killed with SIGKILL at 15 different moments, then run again, always end with catalog and
 Chroma in exact agreement — every decision once, complete, no orphan vectors, nothing missing.
 
 Each trial runs the real CLI (`tests/ingest/crash_driver.py` wraps `python -m ingest`) in a subprocess and kills
-it either at an exact write event (before/after a Chroma upsert or delete, before a catalog COMMIT runs, after a
-catalog transaction) or at a seeded random moment while it writes. The kills cover a first ingest, an update
-of changed files (stale vectors), `--prune`, a repair run that is itself killed, and a repair of vectors
-Chroma lost. The trials are printed in the test output and written to test-output/crash_trials.txt.
+it either at an exact write event (the writer lock just taken, before/after a Chroma upsert or delete, before a
+catalog COMMIT runs, after a catalog transaction) or at a seeded random moment while it writes. The kills cover a
+first ingest, an update of changed files (stale vectors), `--prune`, a repair run that is itself killed, a
+repair of vectors Chroma lost, and a `--rebuild` killed halfway through wiping the index.
+
+One trial definition, two deployments: `embedded` (SQLite catalog file, Chroma folder) and `servers` (the catalog
+on a real PostgreSQL server, tests/pgserver.py, and the vectors in a real `chroma run` server on loopback; a new
+database and collection per trial). On the servers every exact kill point runs once and one random moment (the
+embedded trials draw three). After every kill the next writer must get the lock the killed one held — on
+PostgreSQL a session advisory lock, which must die with the killed process's connection — and everything checked
+afterwards is read back from the deployment itself (for the servers: from PostgreSQL and the Chroma server, with
+no local catalog file or Chroma folder made). The trials are printed in the test output and written to
+test-output/crash_trials.txt.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import importlib.util
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from core.settings import load_settings
-from ingest.catalog import Catalog
+from core.errors import IndexBusyError
+from core.settings import Settings, load_settings
+from ingest.catalog import open_catalog
+from ingest.catalog_pg import AdvisoryLock
 from ingest.chunk import Chunker
-from ingest.index import Indexer, open_index
+from ingest.index import Indexer, IndexLock, open_index
 from ingest.parse import parse_file
 from ingest.store import VectorStore, make_client
 
-try:  # the shared helpers in tests/conftest.py, under either pytest import mode (prepend / importlib)
+try:  # the shared helpers in tests/, under either pytest import mode (prepend / importlib)
+    from chromaserver import running_chroma_server
     from conftest import SAMPLE_DIR
 except ImportError:
+    from tests.chromaserver import running_chroma_server
     from tests.conftest import SAMPLE_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +65,7 @@ HashEmbedder = crash_driver.HashEmbedder
 @dataclass(frozen=True)
 class Trial:
     label: str
-    scenario: str  # fresh | update | prune | repair | lost
+    scenario: str  # fresh | update | prune | repair | lost | rebuild
     crash_at: str | None = None  # "kind:N" for an exact event, None for a timed kill
     seed: int | None = None  # timed kills: seconds after the first write, drawn from this seed
     then: str | None = None  # repair: the kill point of the second (repairing) run
@@ -70,7 +86,13 @@ TRIALS = [
     Trial("killed after batch 2, then killed again while repairing (deleting orphans)", "repair", "after-upsert:2",
           then="before-delete:1"),
     Trial("Chroma lost 20 vectors; re-run killed after restoring the first 16", "lost", "after-upsert:1"),
+    Trial("8 files changed: killed holding the writer lock, nothing written yet", "update", "after-lock:1"),
+    Trial("--rebuild: vectors deleted, catalog not yet emptied", "rebuild", "after-wipe:1"),
 ]
+# The servers repeat every exact kill point and one random moment: each server trial costs more (HTTP, SQL).
+SERVER_TRIALS = [trial for trial in TRIALS if trial.crash_at or trial.seed == 1]
+CASES = [pytest.param(name, trial, id=f"{name}-trial{TRIALS.index(trial) + 1:02d}")
+         for name, trials in (("embedded", TRIALS), ("servers", SERVER_TRIALS)) for trial in trials]
 EMBED_DELAY = 0.15  # timed trials: each embedding call takes this long, so writing lasts > 0.75 s after the first
 
 
@@ -99,20 +121,76 @@ def expected_chunks(folder: Path) -> dict[str, frozenset[str]]:
     return out
 
 
-def catalog_progress(catalog: Path) -> tuple[int, str | None]:
-    """(decisions committed, dirty flag) as another process sees them now."""
+def sqlite_dirty_flag(catalog: Path) -> str | None:
+    """The dirty flag as another process sees it now (None before the catalog or its schema exists)."""
     if not catalog.exists():
-        return 0, None
+        return None
     try:
         conn = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=1)
         try:
-            n = conn.execute("SELECT count(*) FROM decisions").fetchone()[0]
             row = conn.execute("SELECT value FROM meta WHERE key='dirty'").fetchone()
-            return n, row[0] if row else None
+            return row[0] if row else None
         finally:
             conn.close()
     except sqlite3.Error:
-        return 0, None  # schema not created yet
+        return None  # schema not created yet
+
+
+@contextlib.contextmanager
+def dirty_flag_reader(settings: Settings) -> Iterator[Callable[[], str | None]]:
+    """A function reading the catalog's dirty flag from outside the ingest: the SQLite file, or PostgreSQL
+    through one connection kept for the whole wait."""
+    if not settings.catalog_url:
+        yield lambda: sqlite_dirty_flag(settings.catalog_path)
+        return
+    import psycopg
+
+    with psycopg.connect(settings.catalog_url.get_secret_value(), autocommit=True) as conn:
+        def read() -> str | None:
+            try:
+                row = conn.execute("SELECT value FROM meta WHERE key='dirty'").fetchone()
+            except psycopg.errors.UndefinedTable:
+                return None  # schema not created yet
+            return row[0] if row else None
+
+        yield read
+
+
+def deployment_environment(settings: Settings) -> dict[str, str]:
+    """The OMBUDS_* variables that make `python -m ingest` use the same catalog, Chroma and collection."""
+    env = {"OMBUDS_COLLECTION": settings.collection}
+    if settings.chroma_url:
+        env["OMBUDS_CHROMA_URL"] = settings.chroma_url
+    if settings.catalog_url:
+        env["OMBUDS_CATALOG_URL"] = settings.catalog_url.get_secret_value()
+    return env
+
+
+def open_store(settings: Settings) -> VectorStore:
+    """The collection the settings name, embedded or on the server, opened without any check against a catalog."""
+    return VectorStore(make_client(settings.chroma_path, settings.chroma_url), settings.collection,
+                       settings.embedding_model, settings.contextual_headers,
+                       settings.chroma_url or str(settings.index_dir))
+
+
+def writer_lock_free_after(settings: Settings, limit: float = 30.0) -> float:
+    """Seconds until a new writer takes the lock a killed ingest held: the index folder's file lock, or with a
+    PostgreSQL catalog the session advisory lock, which only the end of the killed process's connection frees.
+    Fails if it is still held after `limit` seconds (the next ingest would be refused for good)."""
+    started = time.monotonic()
+    while True:
+        lock = (AdvisoryLock(settings.catalog_url.get_secret_value(), exclusive=True) if settings.catalog_url
+                else IndexLock(settings.index_dir, exclusive=True))
+        try:
+            lock.acquire()
+        except IndexBusyError:
+            lock.release()
+            if time.monotonic() - started > limit:
+                pytest.fail(f"the writer lock is still held {limit:.0f} s after the ingest holding it was killed")
+            time.sleep(0.01)
+            continue
+        lock.release()
+        return time.monotonic() - started
 
 
 def fresh_chroma_clients() -> None:
@@ -122,28 +200,32 @@ def fresh_chroma_clients() -> None:
     SharedSystemClient.clear_system_cache()
 
 
-def run_driver(folder: Path, settings, log: Path, crash_at: str | None = None, prune: bool = False,
-               kill_after: float | None = None) -> tuple[int, float]:
-    """Run the ingest CLI in a subprocess; returns (exit code, seconds until it ended or was killed)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMBUDS_", "CRASH_AT", "EMBED_DELAY"))}
-    env["PYTHONPATH"] = str(ROOT)
+def start_driver(folder: Path, settings: Settings, log: Path, crash_at: str | None = None,
+                 flags: tuple[str, ...] = (), **variables: str) -> subprocess.Popen:
+    """Start the ingest CLI in a subprocess on the settings' deployment (more driver variables as keywords)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMBUDS_", "CRASH_", "EMBED_DELAY"))}
+    env.update(deployment_environment(settings), PYTHONPATH=str(ROOT), **variables)
     if crash_at:
         env["CRASH_AT"] = crash_at
-    if kill_after is not None:
-        env["EMBED_DELAY"] = str(EMBED_DELAY)
-    args = [sys.executable, str(DRIVER), str(folder), "--index-dir", str(settings.index_dir), "--json"]
-    if prune:
-        args.append("--prune")
-    started = time.monotonic()
+    args = [sys.executable, str(DRIVER), str(folder), "--index-dir", str(settings.index_dir), "--json", *flags]
     with log.open("ab") as err:  # a file, not a pipe: a full pipe would stall the run
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+
+
+def run_driver(folder: Path, settings, log: Path, crash_at: str | None = None, flags: tuple[str, ...] = (),
+               kill_after: float | None = None) -> tuple[int, float]:
+    """Run the ingest CLI in a subprocess; returns (exit code, seconds until it ended or was killed)."""
+    started = time.monotonic()
+    delay = {} if kill_after is None else {"EMBED_DELAY": str(EMBED_DELAY)}
+    proc = start_driver(folder, settings, log, crash_at, flags, **delay)
     try:
         if kill_after is not None:
-            while catalog_progress(settings.catalog_path)[1] != "1":
-                if proc.poll() is not None or time.monotonic() - started > 120:
-                    pytest.fail(f"ingest ended or stalled before writing (exit {proc.returncode}):\n"
-                                f"{log.read_text()[-3000:]}")
-                time.sleep(0.005)
+            with dirty_flag_reader(settings) as dirty:
+                while dirty() != "1":
+                    if proc.poll() is not None or time.monotonic() - started > 120:
+                        pytest.fail(f"ingest ended or stalled before writing (exit {proc.returncode}):\n"
+                                    f"{log.read_text()[-3000:]}")
+                    time.sleep(0.005)
             time.sleep(kill_after)
             if proc.poll() is not None:
                 pytest.fail(f"ingest finished before the timed kill at +{kill_after:.2f} s")
@@ -158,13 +240,12 @@ def run_driver(folder: Path, settings, log: Path, crash_at: str | None = None, p
 
 
 def state_of(settings, embedder) -> dict:
-    """What catalog and Chroma hold, read without any repair or consistency check."""
+    """What catalog and Chroma hold (the servers, for the servers), read without any repair or consistency
+    check."""
     fresh_chroma_clients()
-    catalog = Catalog(settings.catalog_path, create=False)
+    catalog = open_catalog(settings, create=False)
     try:
-        store = VectorStore(make_client(settings.chroma_path, None), settings.collection, settings.embedding_model,
-                            settings.contextual_headers, str(settings.index_dir))
-        got = store.collection.get(include=["metadatas"])
+        got = open_store(settings).collection.get(include=["metadatas"])
         per_doc = {doc_id: frozenset(catalog.state(doc_id).chunk_ids) for doc_id, _ in catalog.all_sources()}
         return dict(per_doc=per_doc, catalog_ids=catalog.chunk_ids(), chroma_ids=set(got["ids"]),
                     chroma_per_doc=collections.Counter(m["doc_id"] for m in got["metadatas"]),
@@ -186,15 +267,35 @@ def rerun(settings, folder: Path, embedder, prune: bool):
 @pytest.fixture(scope="module")
 def trial_log(test_output):
     path = test_output / "crash_trials.txt"
-    path.write_text("SIGKILL trials (tests/ingest/test_crash.py)\n", encoding="utf-8")
+    path.write_text("SIGKILL trials (tests/ingest/test_crash.py). embedded: SQLite catalog file + Chroma folder; "
+                    "servers: PostgreSQL catalog + `chroma run` server on loopback\n", encoding="utf-8")
     return path
 
 
+@pytest.fixture(scope="module")
+def crash_chroma_url(tmp_path_factory):
+    """One `chroma run` server on loopback for the server trials (each trial writes its own collection)."""
+    with running_chroma_server(tmp_path_factory.mktemp("crash-chroma")) as url:
+        yield url
+
+
+@pytest.fixture
+def deployment(request, tmp_path) -> Settings:
+    """The settings of one trial: embedded in tmp_path, or a new PostgreSQL database and Chroma collection on
+    the servers (started on first use, so the embedded trials alone start neither)."""
+    if request.param == "embedded":
+        return load_settings(index_dir=tmp_path / "index", log_dir=tmp_path / "logs")
+    name = "crash_" + re.sub(r"[^a-z0-9]+", "_", request.node.callspec.id.lower())
+    return load_settings(index_dir=tmp_path / "index", log_dir=tmp_path / "logs", collection=name,
+                         catalog_url=request.getfixturevalue("postgres_server").create_database(name),
+                         chroma_url=request.getfixturevalue("crash_chroma_url"))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("trial", TRIALS, ids=[f"trial{i + 1:02d}" for i in range(len(TRIALS))])
-def test_killed_ingest_recovers_to_an_exact_index(trial, tmp_path, trial_log, capsys):
+@pytest.mark.parametrize("deployment, trial", CASES, indirect=["deployment"])
+def test_killed_ingest_recovers_to_an_exact_index(deployment, trial, tmp_path, trial_log, capsys):
     embedder = HashEmbedder()
-    settings = load_settings(index_dir=tmp_path / "index", log_dir=tmp_path / "logs")
+    settings = deployment
     folder = tmp_path / "decisions"
     make_corpus(folder)
     log = tmp_path / "ingest-stderr.txt"
@@ -202,7 +303,7 @@ def test_killed_ingest_recovers_to_an_exact_index(trial, tmp_path, trial_log, ca
     prune = trial.scenario == "prune"
 
     # The state the killed run starts from.
-    if trial.scenario in ("update", "prune", "lost"):
+    if trial.scenario in ("update", "prune", "lost", "rebuild"):
         code, _ = run_driver(folder, settings, log)
         assert code == 0, log.read_text()[-3000:]
     if trial.scenario == "update":
@@ -215,9 +316,7 @@ def test_killed_ingest_recovers_to_an_exact_index(trial, tmp_path, trial_log, ca
     elif trial.scenario == "lost":
         state = state_of(settings, embedder)
         lost = sorted(state["chroma_ids"])[::5][:20]
-        store = VectorStore(make_client(settings.chroma_path, None), settings.collection, settings.embedding_model,
-                            settings.contextual_headers, str(settings.index_dir))
-        store.delete(lost)
+        open_store(settings).delete(lost)
         fresh_chroma_clients()
     target = expected_chunks(folder)
     valid_versions = collections.defaultdict(set)  # doc_id -> chunk-id sets a whole decision may have
@@ -232,13 +331,15 @@ def test_killed_ingest_recovers_to_an_exact_index(trial, tmp_path, trial_log, ca
         code, seconds = run_driver(folder, settings, log, trial.then)
         where = f"{trial.crash_at}, then {trial.then}"
     elif trial.crash_at:
-        code, seconds = run_driver(folder, settings, log, trial.crash_at, prune=prune)
+        flags = {"prune": ("--prune",), "rebuild": ("--rebuild",)}.get(trial.scenario, ())
+        code, seconds = run_driver(folder, settings, log, trial.crash_at, flags)
         where = trial.crash_at
     else:
         delay = random.Random(trial.seed).uniform(0.02, 0.4)
         code, seconds = run_driver(folder, settings, log, kill_after=delay)
         where = f"+{delay:.2f} s after the first write"
     assert code == -signal.SIGKILL, f"not killed (exit {code}):\n{log.read_text()[-3000:]}"
+    lock_wait = writer_lock_free_after(settings)  # the killed writer's lock did not outlive it
 
     # What the kill left: the catalog only ever holds whole decisions, in one of their versions.
     found = state_of(settings, embedder)
@@ -248,7 +349,8 @@ def test_killed_ingest_recovers_to_an_exact_index(trial, tmp_path, trial_log, ca
     missing = found["catalog_ids"] - found["chroma_ids"]
 
     recovery = rerun(settings, folder, embedder, prune)
-    line = (f"{trial_log_prefix(trial)} {trial.label} [{where}] SIGKILL at {seconds:.1f} s: "
+    line = (f"{trial_log_prefix(settings, trial)} {trial.label} [{where}] SIGKILL at {seconds:.1f} s, writer lock "
+            f"free {lock_wait:.2f} s later: "
             f"{len(found['per_doc'])} decisions, {len(found['catalog_ids'])} catalog chunks, "
             f"{len(found['chroma_ids'])} Chroma vectors ({len(extra)} orphan, {len(missing)} missing), "
             f"dirty={found['dirty']} -> re-run repaired {recovery.recovered or 'nothing'}; "
@@ -282,11 +384,71 @@ def test_killed_ingest_recovers_to_an_exact_index(trial, tmp_path, trial_log, ca
     assert final["chroma_per_doc"] == {d: len(ids) for d, ids in target.items()}
     assert final["sentence_docs"] == set(target)  # every decision's sentence vectors, written with it
     assert final["dirty"] == "0"
+    if settings.catalog_url:  # it was all read from the servers: nothing went to a local catalog or Chroma folder
+        assert not settings.catalog_path.exists() and not settings.chroma_path.exists()
 
     # And the index is settled: one more run changes nothing.
     settled = rerun(settings, folder, embedder, prune)
     assert (settled.unchanged, settled.chunks_written, settled.recovered) == (len(target), 0, {})
 
 
-def trial_log_prefix(trial: Trial) -> str:
-    return f"trial {TRIALS.index(trial) + 1:2d}/{len(TRIALS)}:"
+def trial_log_prefix(settings: Settings, trial: Trial | None = None) -> str:
+    where = "servers " if settings.catalog_url else "embedded"
+    return f"{where} trial {TRIALS.index(trial) + 1:2d}/{len(TRIALS)}:" if trial else f"{where} lock trial:"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("deployment", ["embedded", "servers"], indirect=True)
+def test_a_killed_writers_lock_dies_with_it(deployment, tmp_path, trial_log, capsys):
+    """The ingest is stopped (SIGSTOP) just after taking the writer lock: another ingest is refused, and on
+    PostgreSQL the advisory lock is seen held by the stopped ingest's session. Then SIGKILL: the lock goes with
+    the process (its connection), and the next ingest runs to the end."""
+    settings = deployment
+    folder = tmp_path / "decisions"
+    make_corpus(folder)
+    log = tmp_path / "ingest-stderr.txt"
+    proc = start_driver(folder, settings, log, "after-lock:1", CRASH_SIGNAL="SIGSTOP")
+    try:
+        _, status = os.waitpid(proc.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status), log.read_text()[-3000:]
+        with pytest.raises(IndexBusyError):
+            open_index(settings, write=True, embedder=HashEmbedder())
+        held_by = advisory_lock_holders(settings)
+        if settings.catalog_url:
+            assert len(held_by) == 1, held_by  # the stopped ingest's session, nobody else
+        proc.kill()
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    lock_wait = writer_lock_free_after(settings)
+    assert advisory_lock_holders(settings) == []
+    report = rerun(settings, folder, HashEmbedder(), prune=False)
+    assert (report.added, report.failed, report.recovered) == (len(expected_chunks(folder)), 0, {})
+    line = (f"{trial_log_prefix(settings)} stopped holding the writer lock{held_by_text(held_by)}: the next ingest "
+            f"refused; SIGKILL: lock free {lock_wait:.2f} s later, the next ingest added {report.added} decisions")
+    with capsys.disabled():
+        print("\n" + line)
+    with trial_log.open("a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+
+
+def advisory_lock_holders(settings: Settings) -> list[int]:
+    """Backend pids holding the PostgreSQL catalog's writer lock in its database (none without PostgreSQL)."""
+    if not settings.catalog_url:
+        return []
+    import psycopg
+
+    from ingest.catalog_pg import WRITER_LOCK_KEY
+
+    with psycopg.connect(settings.catalog_url.get_secret_value(), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = %s "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (WRITER_LOCK_KEY,)).fetchall()
+    return [r[0] for r in rows]
+
+
+def held_by_text(pids: list[int]) -> str:
+    return f" (PostgreSQL backend {pids[0]} holds the advisory lock)" if pids else " (the index folder's file lock)"

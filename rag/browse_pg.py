@@ -116,6 +116,8 @@ class PgBrowseIndex:
             try:
                 if self._conn is None or self._conn.closed or self._conn.broken:
                     self._conn = psycopg.connect(self.catalog.url, autocommit=True, connect_timeout=10)
+                    # JIT compiling a search cost more (40 ms) than running it: the plans are short
+                    self._conn.execute("SET jit = off")
                 return work(self._conn)
             except psycopg.Error as exc:
                 raise IndexStateError(

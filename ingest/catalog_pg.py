@@ -16,6 +16,10 @@ Snowball English (Porter2). `document_frequency` maps each Porter stem to a lexe
 the same stem; where they differ (Porter "gener" for "generous", Snowball "generous") the count is that of the
 lexeme the Porter stem becomes, or absent. `term_counts` lists PostgreSQL lexemes.
 
+The decisions browser's index: schema version 2 adds `browse_docs` and `browse_terms` (one row per decision, and
+its words' postings with positions), filled by a trigger on `decisions` in every writing transaction; the search
+over them is rag/browse_pg.py's, whose docstring says why it is built this way.
+
 Two ingests at once: a writer holds a session-level advisory lock (pg_try_advisory_lock) for its whole run, on
 its own connection; the second writer is refused with IndexBusyError. Readers take no lock (MVCC).
 """

@@ -6,6 +6,8 @@ index, then times what a person does in the browser tab — a search (words and/
 matches) and page changes (next page, a deep page) — through the same code the app calls
 (DecisionBrowser.search and the table's HTML). Reports p50/p95/max per kind and overall, and writes a JSON
 naming the CPU (ingest/cpu.py). The target is p95 <= 300 ms at 50 000 decisions. Not a test: a measurement.
+With --catalog-url postgresql://... the same over a PostgreSQL catalog (an empty database, or one this benchmark
+filled before: the decisions it holds are kept).
 """
 
 from __future__ import annotations
@@ -91,15 +93,25 @@ def summarise(timings: list[Timing]) -> dict[str, Any]:
     return out
 
 
-def run(catalog_path: Path, rounds: int, seed: int = 1) -> list[Timing]:
+def open_bench_catalog(location: Path | str, create: bool = False) -> Any:
+    """The catalog at a SQLite file path or a postgresql:// URL."""
+    if str(location).startswith(("postgresql://", "postgres://")):
+        from ingest.catalog_pg import PgCatalog
+
+        return PgCatalog(str(location), create=create)
+    from ingest.catalog import Catalog
+
+    return Catalog(location, create=create)
+
+
+def run(catalog_path: Path | str, rounds: int, seed: int = 1) -> list[Timing]:
     """Time searches and page changes as the app does them (search + render), on a fresh browser object
     (and each round forgets the cached results, so every round's searches are computed afresh)."""
     from core.types import Filters
-    from ingest.catalog import Catalog
     from rag.browse import BrowseQuery, DecisionBrowser
     from ui.viewer import browse_table_html
 
-    catalog = Catalog(catalog_path, create=False)
+    catalog = open_bench_catalog(catalog_path)
     browser = DecisionBrowser(catalog)
     rng = random.Random(seed)
     councils = catalog.distinct("authority")
@@ -198,14 +210,14 @@ def run_through_app(n: int, rounds: int, seed: int = 1) -> list[Timing]:
 def main(argv: list[str] | None = None, prog: str = "python -m bench browse") -> int:
     """Entry point."""
     from core.logs import setup_logging
-    from ingest.catalog import Catalog
+    from core.settings import redact_url
     from ingest.cpu import cpu_info
-    from rag.browse import DecisionBrowser
 
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=50_000, help="synthetic decisions in the catalog (default 50000)")
     p.add_argument("--rounds", type=int, default=5, help="passes over the query list (default 5)")
     p.add_argument("--catalog", type=Path, help="reuse (or create) this catalog file instead of a temporary one")
+    p.add_argument("--catalog-url", help="a PostgreSQL catalog (postgresql://...) instead of a SQLite file")
     p.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for browse-<n>.json")
     p.add_argument("--through-app", action="store_true",
                    help="time the requests through the running app's API instead (sample index + N rows)")
@@ -216,34 +228,51 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench browse") ->
     if args.through_app:
         return main_through_app(args, argv, prog)
     with tempfile.TemporaryDirectory(prefix="bench-browse-") as tmp:
-        path = args.catalog or Path(tmp) / "catalog.sqlite"
-        catalog = Catalog(path)
-        have = catalog.count_decisions()
-        fill_s = 0.0
-        if have < args.n:
-            started = time.perf_counter()
-            fill_catalog(catalog, args.n - have, start=have)
-            fill_s = time.perf_counter() - started
-            log.info("catalog filled: %d synthetic decisions in %.0f s", args.n - have, fill_s)
-        started = time.perf_counter()
-        DecisionBrowser(catalog).ensure_index()
-        index_s = time.perf_counter() - started
-        decisions = catalog.count_decisions()
-        catalog.close()
-        size_mb = path.stat().st_size / 1e6
-        timings = run(path, args.rounds)
+        location = args.catalog_url or args.catalog or Path(tmp) / "catalog.sqlite"
+        built = build_catalog(location, args.n)
+        timings = run(location, args.rounds)
     summary = summarise(timings)
     cpu = cpu_info()
     result = {
-        "benchmark": "browse", "decisions": decisions, "rounds": args.rounds, "target_p95_ms": TARGET_P95_MS,
+        "benchmark": "browse", "rounds": args.rounds, "target_p95_ms": TARGET_P95_MS,
         "meets_target": summary["all"]["p95_ms"] <= TARGET_P95_MS, "summary": summary,
-        "catalog_mb": round(size_mb, 1), "fill_s": round(fill_s, 1), "browse_index_build_s": round(index_s, 1),
-        "cpu": cpu.to_dict(), "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
+        **built, "cpu": cpu.to_dict(), "python": platform.python_version(),
         "slowest": [t.__dict__ for t in sorted(timings, key=lambda t: -t.ms)[:10]],
-        "command": f"{prog} " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": f"{prog} " + " ".join(redact_url(a) if a.startswith("postgres") else a
+                                         for a in (argv if argv is not None else sys.argv[1:])),
     }
-    return write_report(result, args.out / f"browse-{decisions}.json", f"{decisions} decisions on {cpu.describe()}")
+    decisions = built["decisions"]
+    name = f"browse-{decisions}.json" if built["catalog"] == "sqlite" else f"browse-pg-{decisions}.json"
+    return write_report(result, args.out / name, f"{decisions} decisions ({built['catalog']}) on {cpu.describe()}")
+
+
+def build_catalog(location: Path | str, n: int) -> dict[str, Any]:
+    """Fill the catalog up to n synthetic decisions and build the browse index; what the report says of it."""
+    from rag.browse import DecisionBrowser
+
+    catalog = open_bench_catalog(location, create=True)
+    try:
+        have = catalog.count_decisions()
+        fill_s = 0.0
+        if have < n:
+            started = time.perf_counter()
+            fill_catalog(catalog, n - have, start=have)
+            fill_s = time.perf_counter() - started
+            log.info("catalog filled: %d synthetic decisions in %.0f s", n - have, fill_s)
+        started = time.perf_counter()
+        browser = DecisionBrowser(catalog)
+        browser.ensure_index()
+        browser.close()
+        index_s = time.perf_counter() - started
+        out: dict[str, Any] = {"decisions": catalog.count_decisions(), "fill_s": round(fill_s, 1),
+                               "browse_index_build_s": round(index_s, 1)}
+        if isinstance(location, Path):
+            return {**out, "catalog": "sqlite", "sqlite": sqlite3.sqlite_version,
+                    "catalog_mb": round(location.stat().st_size / 1e6, 1)}
+        version = catalog.get_meta("schema_version")
+        return {**out, "catalog": "postgresql", "catalog_schema": version, "catalog_at": catalog.path}
+    finally:
+        catalog.close()
 
 
 def main_through_app(args: argparse.Namespace, argv: list[str] | None, prog: str) -> int:

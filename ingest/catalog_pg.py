@@ -16,6 +16,10 @@ Snowball English (Porter2). `document_frequency` maps each Porter stem to a lexe
 the same stem; where they differ (Porter "gener" for "generous", Snowball "generous") the count is that of the
 lexeme the Porter stem becomes, or absent. `term_counts` lists PostgreSQL lexemes.
 
+The decisions browser's index: schema version 2 adds `browse_docs` and `browse_terms` (one row per decision, and
+its words' postings with positions), filled by a trigger on `decisions` in every writing transaction; the search
+over them is rag/browse_pg.py's, whose docstring says why it is built this way.
+
 Two ingests at once: a writer holds a session-level advisory lock (pg_try_advisory_lock) for its whole run, on
 its own connection; the second writer is refused with IndexBusyError. Readers take no lock (MVCC).
 """
@@ -43,7 +47,7 @@ from ingest.sentences import SentenceVectors
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # One number for "an ingest is writing this catalog" and one for "a process is migrating the schema".
 WRITER_LOCK_KEY = 0x0B_D5_0001
 MIGRATION_LOCK_KEY = 0x0B_D5_0002
@@ -112,6 +116,94 @@ CREATE TABLE runs (
     status TEXT NOT NULL,
     summary TEXT
 );
+""",
+    # The decisions browser's index (rag/browse_pg.py): one row per decision and a postings table of its words,
+    # kept in step by a trigger on `decisions` (deletes cascade), filled here for the decisions already held.
+    2: """
+CREATE TEXT SEARCH DICTIONARY browse_porter (TEMPLATE = snowball, Language = porter);
+CREATE TEXT SEARCH CONFIGURATION browse_words (PARSER = default);
+ALTER TEXT SEARCH CONFIGURATION browse_words ADD MAPPING FOR asciiword, word, numword, uint WITH browse_porter;
+-- Runs of letters and digits, as FTS5's unicode61 tokens; words of 1-2 or over 64 characters are left unstemmed
+-- as FTS5's porter leaves them (a suffix no rule touches, removed again afterwards).
+CREATE FUNCTION browse_tsvector(t text) RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(string_agg(quote_literal(regexp_replace(u.lexeme, 'qzq$', '')) || ':' ||
+                               array_to_string(u.positions, ','), ' '), '')::tsvector
+    FROM unnest(to_tsvector('browse_words', regexp_replace(
+        regexp_replace(coalesce(t, ''), '[^[:alnum:]]+', ' ', 'g'),
+        '\\m([[:alnum:]]{1,2}|[[:alnum:]]{65,})\\M', '\\1qzq', 'g'))) AS u
+$$;
+CREATE FUNCTION browse_length(t text) RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+    $$ SELECT count(*)::integer FROM regexp_matches(coalesce(t, ''), '[[:alnum:]]+', 'g') $$;
+CREATE TABLE browse_docs (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    doc_id TEXT NOT NULL UNIQUE REFERENCES decisions(doc_id) ON DELETE CASCADE,
+    case_number TEXT, authority TEXT, category TEXT, subcategory TEXT, outcome TEXT,
+    decision_date TEXT, date_int INTEGER, url TEXT, summary TEXT,
+    n_tokens INTEGER NOT NULL
+);
+CREATE INDEX browse_docs_date ON browse_docs(date_int DESC NULLS LAST, doc_id COLLATE "C");
+CREATE INDEX browse_docs_case ON browse_docs(case_number);
+CREATE TABLE browse_terms (
+    lexeme TEXT NOT NULL,
+    doc BIGINT NOT NULL REFERENCES browse_docs(id) ON DELETE CASCADE,
+    tf_heading INTEGER NOT NULL,
+    tf_summary INTEGER NOT NULL,
+    tf_body INTEGER NOT NULL,
+    positions INTEGER[] NOT NULL,
+    weights TEXT[] NOT NULL,
+    PRIMARY KEY (lexeme, doc)
+);
+CREATE INDEX browse_terms_doc ON browse_terms(doc);
+-- Each decision as pieces (heading A, summary B, each paragraph D), each piece's words placed after the tokens of
+-- the pieces before it: positions run on through the decision (a phrase may cross paragraphs, as in FTS5's text
+-- column) and no tsvector limit applies to a whole decision (256 positions per word, positions up to 16 383).
+CREATE FUNCTION browse_fill(ids text[]) RETURNS integer LANGUAGE sql AS $$
+WITH src AS (
+    SELECT d.*, trim(coalesce(d.case_number, d.doc_id) || ' ' || coalesce(d.authority, '') || ' ' ||
+                     coalesce(d.category, '') || ' ' || coalesce(d.subcategory, '') || ' ' ||
+                     coalesce(d.outcome, '')) AS heading
+    FROM decisions d JOIN unnest(ids) AS x(doc_id) ON x.doc_id = d.doc_id
+), pieces AS (
+    SELECT doc_id, 'A' AS w, 0::bigint AS n, heading AS t FROM src
+    UNION ALL SELECT doc_id, 'B', 1, summary FROM src
+    UNION ALL SELECT src.doc_id, 'D', 1 + row_number() OVER (PARTITION BY src.doc_id ORDER BY s.n, p.n), p.v->>'text'
+    FROM src, jsonb_array_elements(src.data::jsonb->'sections') WITH ORDINALITY s(v, n),
+         jsonb_array_elements(s.v->'paragraphs') WITH ORDINALITY p(v, n)
+), placed AS (
+    SELECT doc_id, w, t, coalesce(sum(browse_length(t)) OVER (PARTITION BY doc_id ORDER BY n ROWS BETWEEN
+           UNBOUNDED PRECEDING AND 1 PRECEDING), 0)::integer AS start, browse_length(t) AS len
+    FROM pieces
+), docs AS (
+    INSERT INTO browse_docs(doc_id, case_number, authority, category, subcategory, outcome, decision_date,
+                            date_int, url, summary, n_tokens)
+    SELECT doc_id, case_number, authority, category, subcategory, outcome, decision_date, date_int, url, summary,
+           (SELECT sum(len) FROM placed WHERE placed.doc_id = src.doc_id)
+    FROM src RETURNING id, doc_id
+), terms AS (
+    INSERT INTO browse_terms(lexeme, doc, tf_heading, tf_summary, tf_body, positions, weights)
+    SELECT u.lexeme, docs.id, count(*) FILTER (WHERE pl.w = 'A'), count(*) FILTER (WHERE pl.w = 'B'),
+           count(*) FILTER (WHERE pl.w = 'D'), array_agg(pl.start + x.pos ORDER BY pl.start + x.pos),
+           array_agg(pl.w ORDER BY pl.start + x.pos)
+    FROM docs JOIN placed pl USING (doc_id), unnest(browse_tsvector(pl.t)) AS u, unnest(u.positions) AS x(pos)
+    GROUP BY u.lexeme, docs.id
+    RETURNING 1
+)
+SELECT count(*)::integer FROM docs
+$$;
+CREATE FUNCTION browse_decision_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        DELETE FROM browse_docs WHERE doc_id = OLD.doc_id;
+    END IF;
+    PERFORM browse_fill(ARRAY[NEW.doc_id]);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER browse_decisions_ai AFTER INSERT ON decisions FOR EACH ROW EXECUTE FUNCTION browse_decision_changed();
+CREATE TRIGGER browse_decisions_au AFTER UPDATE OF
+    doc_id, case_number, authority, category, subcategory, outcome, decision_date, date_int, url, summary, data
+    ON decisions FOR EACH ROW EXECUTE FUNCTION browse_decision_changed();
+SELECT browse_fill(coalesce(array_agg(doc_id), '{}')) FROM decisions;
 """,
 }
 
@@ -531,7 +623,7 @@ class PgCatalog:
     def clear(self) -> None:
         """Remove every decision and chunk, and the meta but the schema version (used by --rebuild)."""
         with self._lock, self._conn.transaction():
-            self._conn.execute("TRUNCATE chunk_terms, sentence_vectors, chunks, decisions")
+            self._conn.execute("TRUNCATE browse_terms, browse_docs, chunk_terms, sentence_vectors, chunks, decisions")
             self._conn.execute("DELETE FROM meta WHERE key NOT IN ('schema_version', 'generation')")
             self._changed(self._conn)
 

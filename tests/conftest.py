@@ -99,7 +99,10 @@ def postgres_server():
 @pytest.fixture
 def catalog_url(postgres_server, request):
     """The URL of a new, empty database on the test server (one per test)."""
+    import hashlib
     import re as _re
 
-    name = "t_" + _re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:50]
+    # the name's start for people, a digest of the whole for parametrised tests whose names differ only late
+    digest = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8]
+    name = "t_" + _re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40] + "_" + digest
     return postgres_server.create_database(name)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from core.errors import ConfigError, OmbudsError
+from core.errors import OmbudsError
 from core.types import Filters
 from rag.browse import BrowseQuery, DecisionBrowser
 from rag.similar import similar_decisions
@@ -45,8 +45,6 @@ def open_browser(assistant: "Assistant") -> DecisionBrowser:
     browser = DecisionBrowser(assistant.index.catalog)
     try:
         browser.ensure_index()
-    except ConfigError as exc:  # a PostgreSQL catalog: the tab says so, the chat works
-        log.warning("%s", exc)
     except Exception:  # noqa: BLE001 - the chat still works; the browser tab says what is wrong
         log.exception("could not build the decisions browser's index in %s", browser.path)
     return browser

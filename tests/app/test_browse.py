@@ -1,4 +1,6 @@
-"""The decisions browser over a real SQLite catalog: search, order, filters, paging, CSV, staying in step."""
+"""The decisions browser over a real catalog, SQLite and PostgreSQL (a throwaway server, tests/pgserver.py): search,
+order, filters, paging, CSV, staying in step; and the same searches giving the same decisions in the same order on
+both."""
 
 from __future__ import annotations
 
@@ -16,29 +18,80 @@ from rag.browse import BrowseQuery, DecisionBrowser, first_sentence, fts_match
 
 from .conftest import HOSTILE_DECISION
 
+# Every browser test runs on both catalogs; the PostgreSQL runs start a server once per session.
+CATALOGS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
 
-@pytest.fixture
-def sample_catalog(sample_index_dir, tmp_path):
-    """A private copy of the sample index's catalog, opened, with the browse index built."""
+
+@pytest.fixture(params=CATALOGS)
+def catalog_kind(request):
+    return request.param
+
+
+def open_sample_catalog(kind, sample_index_dir, tmp_path, request):
+    """A private catalog of this kind holding the five sample decisions (the PostgreSQL one written with the
+    same rows as the sample index's SQLite catalog: decisions and chunks)."""
     from ingest.catalog import Catalog
 
-    folder = tmp_path / "index"
+    folder = tmp_path / f"index-{kind}"
     shutil.copytree(sample_index_dir, folder, ignore=shutil.ignore_patterns(".lock"))
-    catalog = Catalog(folder / "catalog.sqlite", create=False)
+    sqlite_catalog = Catalog(folder / "catalog.sqlite", create=False)
+    if kind == "sqlite":
+        return sqlite_catalog
+    from ingest.catalog_pg import PgCatalog
+
+    pg = PgCatalog(request.getfixturevalue("catalog_url"))
+    ids = sorted(doc for doc, _ in sqlite_catalog.all_sources())
+    decisions = sqlite_catalog.decisions(ids)
+    pg.replace_decisions([(decisions[doc], sqlite_catalog.chunks_of(doc)) for doc in ids])
+    sqlite_catalog.close()
+    return pg
+
+
+def new_catalog(kind, tmp_path, request):
+    """An empty catalog of this kind."""
+    from ingest.catalog import Catalog
+
+    if kind == "sqlite":
+        return Catalog(tmp_path / "catalog.sqlite")
+    from ingest.catalog_pg import PgCatalog
+
+    return PgCatalog(request.getfixturevalue("catalog_url"))
+
+
+def execute(catalog, sql):
+    """Run SQL on the catalog's database behind the catalog's back (as another program would)."""
+    from ingest.catalog import Catalog
+
+    if isinstance(catalog, Catalog):
+        conn = sqlite3.connect(catalog.path)
+        with conn:
+            conn.execute(sql)
+        conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(catalog.url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture
+def sample_catalog(catalog_kind, sample_index_dir, tmp_path, request):
+    """A private catalog of the sample decisions, opened, with the browse index built: on SQLite now (the shared
+    sample index never has one), on PostgreSQL already (its schema's trigger indexed each decision written)."""
+    catalog = open_sample_catalog(catalog_kind, sample_index_dir, tmp_path, request)
     browser = DecisionBrowser(catalog)
-    assert browser.ensure_index() == 5  # built now: the shared sample index never has one
+    assert browser.ensure_index() == (5 if catalog_kind == "sqlite" else 0)
     yield catalog, browser
     browser.close()
     catalog.close()
 
 
 @pytest.fixture
-def big_catalog(tmp_path):
+def big_catalog(catalog_kind, tmp_path, request):
     """A catalog of 130 synthetic decisions written as rows (what the benchmark does at 50 000)."""
     from bench.browse import fill_catalog
-    from ingest.catalog import Catalog
 
-    catalog = Catalog(tmp_path / "catalog.sqlite")
+    catalog = new_catalog(catalog_kind, tmp_path, request)
     fill_catalog(catalog, 130)
     browser = DecisionBrowser(catalog)
     browser.ensure_index()
@@ -58,7 +111,8 @@ def test_without_words_newest_first_with_count(sample_catalog):
     assert labels(page) == ["24 005 748", "23 009 429", "20 011 198", "18 009 917", "002_7d099216e168a9a0"]
     first = page.rows[0]
     assert first.authority == "Hampshire County Council" and first.outcome == "Closed after initial enquiries"
-    assert first.first_sentence.startswith("We will not investigate this complaint") and first.first_sentence.endswith(".")
+    assert first.first_sentence.startswith("We will not investigate this complaint")
+    assert first.first_sentence.endswith(".")
 
 
 def test_words_rank_by_relevance_and_every_word_must_match(sample_catalog):
@@ -80,8 +134,8 @@ def test_case_number_in_any_spelling_and_filters(sample_catalog):
         assert labels(browser.search(BrowseQuery(spelling))) == ["23 009 429"]
     hants = browser.search(BrowseQuery(filters=Filters(authority="hampshire county council")))
     assert labels(hants) == ["24 005 748", "20 011 198"]
-    assert labels(browser.search(BrowseQuery("data", Filters(authority="Hampshire County Council",
-                                                             since="2021-01-01", until="2021-12-31")))) == ["20 011 198"]
+    hants_2021 = Filters(authority="Hampshire County Council", since="2021-01-01", until="2021-12-31")
+    assert labels(browser.search(BrowseQuery("data", hants_2021))) == ["20 011 198"]
     assert labels(browser.search(BrowseQuery(filters=Filters(outcome="Upheld")))) == ["18 009 917"]
     assert browser.search(BrowseQuery(filters=Filters(category="Children's care services > Child protection"))
                           ).total == 1
@@ -155,15 +209,19 @@ def test_csv_cells_cannot_become_formulas(tmp_path):
     assert _csv_safe("=HYPERLINK(1)") == "'=HYPERLINK(1)" and _csv_safe("@x") == "'@x" and _csv_safe("ok") == "ok"
 
 
-def test_ingest_and_prune_keep_the_browser_in_step(sample_index_dir, embedder, tmp_path):
+def test_ingest_and_prune_keep_the_browser_in_step(catalog_kind, sample_index_dir, embedder, make_settings,
+                                                  tmp_path, request):
     """Once the browse index exists, its triggers follow every later ingest, change and removal."""
-    from core.settings import load_settings
-    from ingest.catalog import Catalog
+    from ingest.catalog import open_catalog
     from ingest.index import Indexer, open_index
 
-    folder = tmp_path / "index"
-    shutil.copytree(sample_index_dir, folder, ignore=shutil.ignore_patterns(".lock"))
-    catalog = Catalog(folder / "catalog.sqlite", create=False)
+    if catalog_kind == "sqlite":
+        shutil.copytree(sample_index_dir, tmp_path / "index", ignore=shutil.ignore_patterns(".lock"))
+        settings = make_settings()
+    else:
+        settings = make_settings(catalog_url=request.getfixturevalue("catalog_url"))
+        build_index(settings, [SAMPLE_DIR], embedder)
+    catalog = open_catalog(settings, create=False)
     browser = DecisionBrowser(catalog)
     browser.ensure_index()
     assert browser.search(BrowseQuery("bin collection")).total == 0
@@ -172,7 +230,6 @@ def test_ingest_and_prune_keep_the_browser_in_step(sample_index_dir, embedder, t
     extra = tmp_path / "extra"
     extra.mkdir()
     shutil.copyfile(HOSTILE_DECISION, extra / "hostile_decision.txt")
-    settings = load_settings(index_dir=folder)
     build_index(settings, [extra], embedder)
     assert labels(browser.search(BrowseQuery("bin collection"))) == ["25 000 111"]
     assert browser.search(BrowseQuery()).total == 6
@@ -192,8 +249,7 @@ def test_ingest_and_prune_keep_the_browser_in_step(sample_index_dir, embedder, t
 
 def test_an_out_of_step_index_is_rebuilt(sample_catalog):
     catalog, browser = sample_catalog
-    with sqlite3.connect(catalog.path) as conn:
-        conn.execute("DELETE FROM browse_docs WHERE doc_id = '18-009-917'")
+    execute(catalog, "DELETE FROM browse_docs WHERE doc_id = '18-009-917'")
     assert browser.ensure_index() == 5  # counts differ: rebuilt
     assert browser.ensure_index() == 0  # in step: nothing to do
     assert labels(browser.search(BrowseQuery("disclosing address"))) == ["18 009 917"]
@@ -218,3 +274,62 @@ def test_first_sentence():
 def test_shared_search_round_trips():
     q = BrowseQuery("school transport", Filters(authority="Kent County Council", since="2023-01-01"), page=3)
     assert BrowseQuery.from_params(q.to_params()) == q
+
+
+def vocabulary(catalog):
+    """Every indexed term of the browse index and how many decisions hold it."""
+    from ingest.catalog import Catalog
+
+    if isinstance(catalog, Catalog):
+        conn = sqlite3.connect(catalog.path)
+        conn.execute("CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, browse_fts, 'row')")
+        terms = dict(conn.execute("SELECT term, doc FROM temp.v").fetchall())
+        conn.close()
+        return terms
+    import psycopg
+
+    with psycopg.connect(catalog.url) as conn:
+        return dict(conn.execute("SELECT lexeme, count(*) FROM browse_terms GROUP BY lexeme").fetchall())
+
+
+# Searches that exercise every part of the ranking: rare and common words, words in the heading, the summary and
+# the text, stopwords (PostgreSQL's English list is not used: they match on both), short words (FTS5 does not stem
+# them), phrases, filters, a case number, none.
+SAME_SEARCHES = [
+    BrowseQuery(), BrowseQuery("council"), BrowseQuery("the council"), BrowseQuery("rectifications"),
+    BrowseQuery("data protection"), BrowseQuery('"data protection"'), BrowseQuery("disclosing address"),
+    BrowseQuery("apology"), BrowseQuery("apologies"), BrowseQuery("delays"), BrowseQuery("is"), BrowseQuery("us"),
+    BrowseQuery("not investigate"), BrowseQuery('"child protection conference"'), BrowseQuery("fault injustice"),
+    BrowseQuery("school transport"), BrowseQuery("council tax"), BrowseQuery("noise nuisance"),
+    BrowseQuery('"statutory nuisance"'), BrowseQuery("complaint", Filters(authority="Hampshire County Council")),
+    BrowseQuery("council", Filters(since="2020-01-01", until="2023-12-31")), BrowseQuery("23009429"),
+    BrowseQuery(filters=Filters(outcome="Upheld")), BrowseQuery("planning housing"), BrowseQuery("’s council’s"),
+]
+# Where PostgreSQL's Snowball build of Porter's stemmer spells a stem differently from FTS5's (Porter's own C
+# version, which turns "-logi" into "-log"): the same words share the stem on both, so searches find the same.
+STEM_SPELLINGS = {"apolog": "apologi", "technolog": "technologi"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("synthetic", [0, 130])
+def test_the_same_searches_give_the_same_decisions_in_the_same_order(sample_index_dir, tmp_path, request, synthetic):
+    """The sample decisions (and 130 synthetic ones, with many near-ties) on both catalogs: the same terms in
+    the index, and every search the same decisions in the same order (BM25 with FTS5's formula on both)."""
+    from bench.browse import fill_catalog
+
+    catalogs = [open_sample_catalog(kind, sample_index_dir, tmp_path, request) for kind in ("sqlite", "postgresql")]
+    browsers = [DecisionBrowser(catalog) for catalog in catalogs]
+    for catalog, browser in zip(catalogs, browsers):
+        fill_catalog(catalog, synthetic)
+        browser.ensure_index()
+    try:
+        sqlite_terms, pg_terms = (vocabulary(catalog) for catalog in catalogs)
+        assert {STEM_SPELLINGS.get(t, t): n for t, n in sqlite_terms.items()} == pg_terms
+        for query in SAME_SEARCHES:
+            sqlite_ids, pg_ids = ([r.doc_id for r in browser.iter_rows(query)] for browser in browsers)
+            assert sqlite_ids == pg_ids, query
+        assert sum(1 for q in SAME_SEARCHES if browsers[1].search(q).total) >= len(SAME_SEARCHES) - 8
+    finally:
+        for catalog, browser in zip(catalogs, browsers):
+            browser.close()
+            catalog.close()

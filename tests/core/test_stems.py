@@ -11,7 +11,7 @@ from core.text import content_words, stem
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPORA = [ROOT / "data" / "sample", *sorted((ROOT / "eval" / "corpus").iterdir())]
-# The tokenizer the catalog and the browser use (ingest/catalog.py, rag/browse.py).
+# The tokenizer the catalog and the browser use (ingest/catalog.py, rag/browse_index.py).
 TOKENIZE = "porter unicode61 remove_diacritics 2"
 
 

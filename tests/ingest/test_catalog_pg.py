@@ -49,7 +49,7 @@ def test_catalog_url_must_be_postgresql():
 
 def test_samples_on_postgresql_hold_what_sqlite_holds(pg_index, sqlite_catalog):
     pg = pg_index.catalog
-    assert type(pg).__name__ == "PgCatalog" and pg.get_meta("schema_version") == "1"
+    assert type(pg).__name__ == "PgCatalog" and pg.get_meta("schema_version") == "2"
     assert sorted(pg.all_sources()) == sorted(sqlite_catalog.all_sources())
     assert pg.chunk_ids() == sqlite_catalog.chunk_ids() and pg.count_chunks() == sqlite_catalog.count_chunks()
     ids = [doc for doc, _ in sqlite_catalog.all_sources()]
@@ -103,7 +103,7 @@ def test_reingest_is_unchanged_and_clear_empties(pg_index, pg_settings, embedder
     try:
         catalog.clear()
         assert (catalog.count_decisions(), catalog.count_chunks(), catalog.term_counts()) == (0, 0, {})
-        assert catalog.get_meta("schema_version") == "1" and catalog.get_meta("embedding_model") is None
+        assert catalog.get_meta("schema_version") == "2" and catalog.get_meta("embedding_model") is None
     finally:
         catalog.close()
 
@@ -145,12 +145,31 @@ def test_assistant_on_postgresql_answers_citing_the_decision(pg_index, pg_settin
     assert "24 005 748" in answer.cited_labels and set(answer.cited_labels) <= ICO_ANSWERS
 
 
-def test_browser_says_it_needs_sqlite(pg_index):
-    from rag.browse import DecisionBrowser
+def test_a_version_1_catalog_migrates_and_its_decisions_are_browsable(catalog_url, sqlite_catalog, monkeypatch):
+    """A database written before the browser's tables existed (schema 1) gains them, filled, when a process of
+    this version opens it; the browser then finds what it holds without rebuilding anything."""
+    from ingest import catalog_pg
+    from rag.browse import BrowseQuery, DecisionBrowser
 
-    browser = DecisionBrowser(pg_index.catalog)
-    with pytest.raises(ConfigError, match="decisions browser needs the SQLite catalog for now"):
-        browser.ensure_index()
+    monkeypatch.setattr(catalog_pg, "SCHEMA_VERSION", 1)
+    old = catalog_pg.PgCatalog(catalog_url)
+    ids = sorted(doc for doc, _ in sqlite_catalog.all_sources())
+    decisions = sqlite_catalog.decisions(ids)
+    old.replace_decisions([(decisions[doc], []) for doc in ids])
+    assert old.get_meta("schema_version") == "1"
+    old.close()
+    monkeypatch.undo()
+
+    pg = catalog_pg.PgCatalog(catalog_url)
+    browser = DecisionBrowser(pg)
+    try:
+        assert pg.get_meta("schema_version") == "2"
+        assert browser.ensure_index() == 0  # the migration filled the browse tables
+        assert [r.label for r in browser.search(BrowseQuery("disclosing address")).rows] == ["18 009 917"]
+        assert browser.search(BrowseQuery()).total == 5
+    finally:
+        browser.close()
+        pg.close()
 
 
 def test_a_dropped_connection_is_reported_then_reconnected(pg_index):

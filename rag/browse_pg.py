@@ -49,7 +49,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from core.errors import IndexStateError
-from ingest.catalog_pg import MIGRATION_LOCK_KEY, PgCatalog
+from ingest.catalog_pg import MIGRATION_LOCK_KEY, PgCatalog, raw_connect
 from rag.browse_index import BM25_WEIGHTS, ROW_COLUMNS, SCORE_DECIMALS, SearchSpec
 
 log = logging.getLogger(__name__)
@@ -115,9 +115,7 @@ class PgBrowseIndex:
         with self._lock:
             try:
                 if self._conn is None or self._conn.closed or self._conn.broken:
-                    self._conn = psycopg.connect(self.catalog.url, autocommit=True, connect_timeout=10)
-                    # JIT compiling a search cost more (40 ms) than running it: the plans are short
-                    self._conn.execute("SET jit = off")
+                    self._conn = raw_connect(self.catalog.url)
                 return work(self._conn)
             except psycopg.Error as exc:
                 raise IndexStateError(

@@ -241,10 +241,19 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+# A writer's advisory lock lives as long as its connection. A killed process closes it at once (measured 0.00-0.04
+# s, tests/ingest/test_crash.py); a machine that loses power or network does not, and the server would hold the
+# lock until its TCP keepalive gives up (about two hours with Linux defaults). These server-side settings make it
+# notice a dead client after about 60 + 3 x 10 s.
+_SESSION_OPTIONS = ("-c jit=off -c tcp_keepalives_idle=60 -c tcp_keepalives_interval=10 "
+                    "-c tcp_keepalives_count=3")
+
+
 def raw_connect(url: str) -> psycopg.Connection:
-    """An autocommit connection with JIT off: JIT compiling a browser search cost 41 ms of its 66 ms at 1 000
-    decisions (search p50 81 -> 7.6 ms without); every query here is short, none gains from compiling."""
-    return psycopg.connect(url, autocommit=True, connect_timeout=10, options="-c jit=off")
+    """An autocommit connection with JIT off (JIT compiling a browser search cost 41 ms of its 66 ms at 1 000
+    decisions, search p50 81 -> 7.6 ms without; every query here is short) and keepalives that free a dead
+    client's lock in about 90 s."""
+    return psycopg.connect(url, autocommit=True, connect_timeout=10, options=_SESSION_OPTIONS)
 
 
 def _connect(url: str) -> psycopg.Connection:

@@ -123,6 +123,20 @@ def test_two_ingests_at_once_are_refused_by_the_database_lock(make_settings, cat
     second.close()
 
 
+def test_the_writer_lock_connection_notices_a_dead_client_and_skips_jit(pg_index, catalog_url):
+    """The settings every catalog connection runs with (ingest/catalog_pg.py _SESSION_OPTIONS): server keepalives,
+    so a writer whose machine vanished loses the lock in about 90 s, not two hours; and no JIT compiling."""
+    from ingest.catalog_pg import raw_connect
+
+    with raw_connect(catalog_url) as conn:
+        got = dict(conn.execute("SELECT name, setting FROM pg_settings WHERE name IN ('jit', 'tcp_keepalives_idle', "
+                                "'tcp_keepalives_interval', 'tcp_keepalives_count')").fetchall())
+    # keepalive settings read as 0 on a Unix-socket connection; the tests connect over TCP on loopback
+    assert got == {"jit": "off", "tcp_keepalives_idle": "60", "tcp_keepalives_interval": "10",
+                   "tcp_keepalives_count": "3"}
+    assert pg_index.catalog._conn.execute("SHOW jit").fetchone()[0] == "off"
+
+
 def test_reader_of_an_empty_database_is_told_to_ingest(make_settings, catalog_url, embedder):
     with pytest.raises(IndexStateError, match="ingest decisions first"):
         open_index(make_settings(catalog_url=catalog_url), embedder=embedder, create=False)

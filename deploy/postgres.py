@@ -88,6 +88,12 @@ class PostgresServer:
         if self._user is not None:
             os.chown(self.folder, self._user.pw_uid, self._user.pw_gid)
             os.chmod(self.folder, 0o700)
+            try:
+                self._run("test", "-w", str(self.folder))
+            except subprocess.CalledProcessError:
+                raise ConfigError(f"the postgres user cannot reach {self.folder}: a folder above it is closed to "
+                                  "other users. Let it through (chmod o+x on each parent folder) or choose a folder "
+                                  "under one it can reach, such as /tmp") from None
 
     @property
     def initialised(self) -> bool:

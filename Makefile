@@ -101,10 +101,12 @@ cluster-status:
 	$(BIN)/python -m deploy status
 
 # The load client against every instance of the running cluster (sessions spread round-robin over them).
-# LOAD_SESSIONS/LOAD_SECONDS default to the single-instance measurement's 20 x 60 s; JSON into bench/results.
+# LOAD_SESSIONS/LOAD_SECONDS default to the single-instance measurement's 20 x 60 s; JSON into bench/results
+# (LOAD_OUT=path to put it elsewhere).
 LOAD_SESSIONS ?= 20
 LOAD_SECONDS ?= 60
+LOAD_OUT ?= bench/results/load-cluster-$(shell date -u +%Y%m%d-%H%M%S).json
 bench-cluster: setup
 	@urls="$$($(BIN)/python -m deploy urls)" || { echo "start the cluster first: make cluster" >&2; exit 2; }; \
 	set -x; $(BIN)/python -m bench load $$(printf -- '--url %s ' $$urls) --sessions $(LOAD_SESSIONS) \
-		--seconds $(LOAD_SECONDS) --out bench/results/load-cluster-$$(date -u +%Y%m%d-%H%M%S).json
+		--seconds $(LOAD_SECONDS) --out $(LOAD_OUT)

@@ -167,8 +167,10 @@ def choose_ports(options: ClusterOptions) -> Ports:
     taken = set(given)
 
     def pick(port: int | None) -> int:
-        while not port or port in taken:
+        """The given port, or a free one no other part of the cluster has."""
+        while not port:
             port = free_port()
+            port = None if port in taken else port
         taken.add(port)
         return port
 

@@ -42,6 +42,8 @@ def test_ports_given_are_checked_and_the_rest_chosen_free():
     ports = choose_ports(ClusterOptions(instances=3))
     chosen = [ports.postgres, ports.chroma, *ports.apps]
     assert len(set(chosen)) == 5 and not any(port_in_use(p) for p in chosen)
+    given = choose_ports(ClusterOptions(app_ports=tuple(chosen[:2]), chroma_port=chosen[2]))
+    assert (given.apps, given.chroma) == (tuple(chosen[:2]), chosen[2]) and given.postgres not in chosen[:3]
 
 
 def test_bad_input_says_what_to_do(tmp_path):

@@ -126,13 +126,28 @@ def check(rounds: list[Round], url: str) -> int:
     return compared
 
 
-def run_ingest(env: dict[str, str], folder: Path, log: Path, wait: bool = True) -> subprocess.Popen:
-    out = log.open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "ingest", str(folder), "--allow-fictional", "--quiet"], cwd=ROOT,
-                            env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
-    if wait:
-        assert proc.wait(600) == 0, log.read_text()[-3000:]
-    return proc
+# The ingest of the new decisions: python -m ingest's Indexer, writing every 8 chunks instead of every 256, so
+# that the catalog and the vectors move several times while the instances answer (a reload can then catch the
+# vectors of a batch whose catalog rows are not committed yet).
+SMALL_BATCHES = """
+import sys
+from core.settings import apply_offline_environment, load_settings
+from ingest.index import Indexer, open_index
+apply_offline_environment()
+index = open_index(load_settings(), write=True)
+try:
+    report = Indexer(index, allow_fictional=True, batch_chunks=8).ingest([sys.argv[1]])
+finally:
+    index.close()
+print(report.to_dict())
+sys.exit(1 if report.failed else 0)
+"""
+
+
+def ingest_in_process(env: dict[str, str], args: list[str], log: Path) -> subprocess.Popen:
+    """A third process ingesting (python ARGS), output to log."""
+    with log.open("w") as out:
+        return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def wait_until_both_see(instances: list[Instance], url: str) -> list[Round]:
@@ -156,7 +171,8 @@ def test_two_instances_answer_alike_before_during_and_after_an_ingest(postgres_s
                                                                         tmp_path):
     env = child_environment(catalog_url=catalog_url, chroma_url=chroma_url, index_dir=tmp_path / "index",
                             log_dir=tmp_path / "logs")
-    run_ingest(env, SAMPLE_DIR, tmp_path / "ingest-samples.log")
+    samples = ingest_in_process(env, ["-m", "ingest", str(SAMPLE_DIR), "--quiet"], tmp_path / "ingest-samples.log")
+    assert samples.wait(600) == 0, (tmp_path / "ingest-samples.log").read_text()[-3000:]
     new = tmp_path / "new-decisions"
     new.mkdir()
     for path in NEW_FILES:
@@ -169,7 +185,7 @@ def test_two_instances_answer_alike_before_during_and_after_an_ingest(postgres_s
         assert set(before[0].replies[0]["cited"]) <= ICO_ANSWERS and before[0].replies[0]["cited"]
         assert not any(NEW_CASES & set(reply["found"]) for r in before for reply in r.replies)
 
-        ingest = run_ingest(env, new, tmp_path / "ingest-new.log", wait=False)
+        ingest = ingest_in_process(env, ["-c", SMALL_BATCHES, str(new)], tmp_path / "ingest-new.log")
         during: list[Round] = []
         while ingest.poll() is None:
             during += [ask_both(instances, q) for q in QUESTIONS]

@@ -83,3 +83,30 @@ clean-index:
 .PHONY: bench-browse
 bench-browse: setup
 	$(BIN)/python -m bench browse --n 50000 --rounds 5 --out bench/results
+
+# A local cluster on loopback (deploy/cluster.py): PostgreSQL (data/cluster/postgres) and a Chroma server, one
+# ingest of the samples, then two app instances over them; prints the addresses. Ports are chosen free unless
+# given: make cluster APP_PORTS=7861,7862 PG_PORT=5433 CHROMA_PORT=8001. A second make cluster reports the
+# running one. make cluster-stop ends exactly what it started (the data stays in data/cluster).
+.PHONY: cluster cluster-stop cluster-status bench-cluster
+CLUSTER_ARGS = $(if $(APP_PORTS),--app-ports $(APP_PORTS)) $(if $(PG_PORT),--postgres-port $(PG_PORT)) \
+	$(if $(CHROMA_PORT),--chroma-port $(CHROMA_PORT)) $(if $(INSTANCES),--instances $(INSTANCES))
+cluster: setup
+	$(BIN)/python -m deploy start $(CLUSTER_ARGS)
+
+cluster-stop:
+	$(BIN)/python -m deploy stop
+
+cluster-status:
+	$(BIN)/python -m deploy status
+
+# The load client against every instance of the running cluster (sessions spread round-robin over them).
+# LOAD_SESSIONS/LOAD_SECONDS default to the single-instance measurement's 20 x 60 s; JSON into bench/results
+# (LOAD_OUT=path to put it elsewhere).
+LOAD_SESSIONS ?= 20
+LOAD_SECONDS ?= 60
+LOAD_OUT ?= bench/results/load-cluster-$(shell date -u +%Y%m%d-%H%M%S).json
+bench-cluster: setup
+	@urls="$$($(BIN)/python -m deploy urls)" || { echo "start the cluster first: make cluster" >&2; exit 2; }; \
+	set -x; $(BIN)/python -m bench load $$(printf -- '--url %s ' $$urls) --sessions $(LOAD_SESSIONS) \
+		--seconds $(LOAD_SECONDS) --out $(LOAD_OUT)

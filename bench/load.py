@@ -2,6 +2,7 @@
 
     python -m bench load --index-dir /tmp/loadidx --sessions 20 --seconds 60 --out bench/results/load.json
     python -m bench load --url http://127.0.0.1:7860/         # an app already running (make run)
+    python -m bench load --url http://127.0.0.1:7861/ --url http://127.0.0.1:7862/   # several instances
 
 Without --url the app is started in this process on a free 127.0.0.1 port over --index-dir (default: the
 configured index), as tests/app/conftest.py does. Each session is its own gradio_client Client (its own chat
@@ -10,6 +11,10 @@ questions, one off-topic question. A request is an error when it raises or times
 or an error message, when an answer has no citation and did not abstain, when the off-topic question is
 answered, or when the chat does not hold exactly this conversation's turns. Prints a table and writes JSON with
 the latencies and the machine's load. Only loopback targets are accepted.
+
+Several --url targets (the instances of `make cluster`, `make bench-cluster`): session i talks to target
+i mod N throughout, so the sessions are spread round-robin; the JSON lists every target ("urls") with its own
+counts and latencies ("targets").
 
 Exit codes: 0 no errors, 1 at least one error, 2 usage, configuration or index problem.
 """
@@ -183,6 +188,7 @@ class Session:
     """What one client did: its requests, and whether it stopped by itself before the run's hard limit."""
 
     number: int
+    url: str = ""
     requests: list[Request] = field(default_factory=list)
     finished: bool = False
     app_status: str | None = None
@@ -315,7 +321,7 @@ def percentiles(values: Sequence[float]) -> dict[str, float | None]:
 class LoadReport:
     """Everything one run measured; `to_dict()` is what goes into the JSON file."""
 
-    url: str
+    urls: list[str]
     mode: Literal["in-process", "url"]
     sessions: list[Session]
     seconds: float
@@ -328,9 +334,27 @@ class LoadReport:
     app: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def url(self) -> str:
+        """The first target (the only one, unless several were given)."""
+        return self.urls[0]
+
+    @property
     def requests(self) -> list[Request]:
         """Every request of every session, in start order."""
         return sorted((r for s in self.sessions for r in s.requests), key=lambda r: r.start_s)
+
+    def target_stats(self) -> list[dict[str, Any]]:
+        """Per target: its sessions, requests, errors, answer latencies and the status it reported."""
+        out = []
+        for url in self.urls:
+            sessions = [s for s in self.sessions if s.url == url]
+            asks = [r for s in sessions for r in s.requests if r.endpoint == "ask"]
+            out.append({"url": url, "sessions": len(sessions), "requests": sum(len(s.requests) for s in sessions),
+                        "errors": sum(1 for s in sessions for r in s.requests if r.error is not None),
+                        "answers": sum(s.asks_done for s in sessions),
+                        "ask_latency_s": percentiles([r.latency_s for r in asks if r.error is None]),
+                        "status": next((s.app_status for s in sessions if s.app_status), None)})
+        return out
 
     @property
     def errors(self) -> list[Request]:
@@ -366,7 +390,7 @@ class LoadReport:
         answered = sum(asks)
         return {
             "what": "concurrent chat sessions through gradio_client against the app on loopback (python -m bench load)",
-            "url": self.url, "mode": self.mode, "started_at": self.started_at,
+            "url": self.url, "urls": list(self.urls), "mode": self.mode, "started_at": self.started_at,
             "sessions": len(self.sessions), "seconds": self.seconds, "request_timeout_s": self.timeout,
             "wall_s": round(self.wall_s, 2),
             "requests": len(self.requests), "errors": len(self.errors) + len(self.unfinished),
@@ -374,6 +398,7 @@ class LoadReport:
             "endpoints": self.endpoint_stats(),
             "answers_per_session": {"min": min(asks, default=0), "max": max(asks, default=0)},
             "unfinished_sessions": self.unfinished,
+            "targets": self.target_stats(),
             "machine": {
                 "cores_logical": os.cpu_count(), "cores_physical": _physical_cores(),
                 "platform": platform.platform(), "python": platform.python_version(),
@@ -409,19 +434,24 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def run_load(url: str, sessions: int = 20, seconds: float = 60.0, timeout: float = 60.0,
+def run_load(url: str | Sequence[str], sessions: int = 20, seconds: float = 60.0, timeout: float = 60.0,
              auth: tuple[str, str] | None = None, mode: Literal["in-process", "url"] = "url") -> LoadReport:
-    """Run `sessions` concurrent chat sessions against url for `seconds`; each stops by itself."""
+    """Run `sessions` concurrent chat sessions for `seconds`, each stopping by itself; with several URLs, session
+    i talks to url[i mod len(url)] (round-robin)."""
     import psutil
 
-    url = check_target(url)
+    urls = [check_target(u) for u in ([url] if isinstance(url, str) else url)]
+    if not urls:
+        raise ConfigError("no target: give at least one --url")
+    if len(set(urls)) != len(urls):
+        raise ConfigError(f"a --url is given twice ({' '.join(urls)}): give each instance once")
     machine_start = machine_state()
     psutil.cpu_percent(interval=None)  # starts the interval the end reading averages over
     started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     stop_at = t0 + seconds
-    results = [Session(i) for i in range(sessions)]
-    threads = [threading.Thread(target=run_session, args=(i, url, t0, stop_at, timeout, auth, results[i]),
+    results = [Session(i, urls[i % len(urls)]) for i in range(sessions)]
+    threads = [threading.Thread(target=run_session, args=(i, results[i].url, t0, stop_at, timeout, auth, results[i]),
                                 name=f"load-session-{i}", daemon=True) for i in range(sessions)]
     for t in threads:
         t.start()
@@ -432,7 +462,7 @@ def run_load(url: str, sessions: int = 20, seconds: float = 60.0, timeout: float
     wall = time.perf_counter() - t0
     busy = psutil.cpu_percent(interval=None)
     status = next((s.app_status for s in results if s.app_status), None)
-    return LoadReport(url, mode, results, seconds, timeout, started_at, wall, machine_start, machine_state(), busy,
+    return LoadReport(urls, mode, results, seconds, timeout, started_at, wall, machine_start, machine_state(), busy,
                       app={"status": status})
 
 
@@ -481,7 +511,8 @@ def _s(value: float | None) -> str:
 
 def format_table(report: Mapping[str, Any]) -> str:
     """The run as a short text table with the machine's load beside it."""
-    lines = [f"{report['sessions']} sessions for {report['seconds']:g} s against {report['url']} ({report['mode']}); "
+    targets = " + ".join(report.get("urls") or [report["url"]])
+    lines = [f"{report['sessions']} sessions for {report['seconds']:g} s against {targets} ({report['mode']}); "
              f"wall {report['wall_s']:.1f} s",
              f"{'endpoint':<9}{'requests':>9}{'errors':>8}{'p50 s':>8}{'p95 s':>8}{'max s':>8}{'mean s':>8}"]
     for name, row in report["endpoints"].items():
@@ -496,6 +527,11 @@ def format_table(report: Mapping[str, Any]) -> str:
                      f"{outcomes['abstained']} abstained; per session {report['answers_per_session']['min']}-"
                      f"{report['answers_per_session']['max']}; first update (queue wait) p50 {_s(first['p50'])} s, "
                      f"p95 {_s(first['p95'])} s")
+    if len(report.get("targets", [])) > 1:
+        for t in report["targets"]:
+            lat = t["ask_latency_s"]
+            lines.append(f"  {t['url']}: {t['sessions']} sessions, {t['answers']} answers, {t['errors']} errors, "
+                         f"ask p50 {_s(lat['p50'])} s, p95 {_s(lat['p95'])} s")
     m = report["machine"]
     la0, la1 = m["load_average_start"], m["load_average_end"]
     lines.append(f"machine: {m['cores_logical']} cores; load average (1 min) {la0['1m']:.2f} at start, "
@@ -534,7 +570,8 @@ def build_parser(prog: str = "python -m bench load") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Concurrent chat sessions through gradio_client against "
                                 "the app on loopback; prints latency percentiles and writes JSON.")
     target = p.add_mutually_exclusive_group()
-    target.add_argument("--url", help="a running app on this machine, e.g. http://127.0.0.1:7860/ (make run)")
+    target.add_argument("--url", action="append", help="a running app on this machine, e.g. "
+                        "http://127.0.0.1:7860/ (make run); repeat it for several instances (sessions round-robin)")
     target.add_argument("--index-dir", type=Path,
                         help="start the app in this process over this index (default: the configured index)")
     p.add_argument("--sessions", type=_in_range(int, 1, 200), default=20,
@@ -558,10 +595,11 @@ def main(argv: list[str] | None = None, *, embedder: Embedder | None = None,
         from app import auth_for
 
         if args.url:
-            url = check_target(args.url)
+            urls = [check_target(u) for u in args.url]
             auth = auth_for(load_settings())  # the app's login, when one is configured
-            print(f"load: {args.sessions} sessions for {args.seconds:g} s against {url}", file=sys.stderr)
-            report = run_load(url, args.sessions, args.seconds, args.timeout, auth, mode="url")
+            print(f"load: {args.sessions} sessions for {args.seconds:g} s against {' + '.join(urls)}",
+                  file=sys.stderr)
+            report = run_load(urls, args.sessions, args.seconds, args.timeout, auth, mode="url")
         else:
             print("load: starting the app in this process", file=sys.stderr)
             with app_in_process(args.index_dir, embedder) as (url, settings):

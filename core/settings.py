@@ -240,3 +240,16 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(
             "Invalid configuration — " + "; ".join(problems) + f". Fix the flag or the {ENV_PREFIX}* variable."
         ) from None
+
+
+def child_environment(**values: Any) -> dict[str, str]:
+    """The environment of a process this one starts (an app instance, an ingest): this process's own, the
+    offline variables, and OMBUDS_<NAME>=value for each setting given (a None value removes the variable)."""
+    env = {**os.environ, **OFFLINE_ENVIRONMENT}
+    for name, value in values.items():
+        key = f"{ENV_PREFIX}{name.upper()}"
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    return env

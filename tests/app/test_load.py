@@ -57,6 +57,21 @@ def test_only_loopback_targets(url, tmp_path, capsys):
     assert not out.exists()
 
 
+def test_sessions_are_spread_round_robin_over_several_targets_and_all_are_recorded(tmp_path):
+    """Nothing listens on these ports: every session fails to connect, at once, to the target it was given."""
+    from bench.load import free_port
+
+    urls = [f"http://127.0.0.1:{free_port()}/", f"http://127.0.0.1:{free_port()}"]
+    out = tmp_path / "load.json"
+    assert main(["--url", urls[0], "--url", urls[1], "--sessions", "3", "--seconds", "1", "--timeout", "5",
+                 "--out", str(out)]) == 1
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["urls"] == [urls[0], urls[1] + "/"] and data["url"] == urls[0]
+    assert [(t["url"], t["sessions"], t["errors"]) for t in data["targets"]] == [(urls[0], 2, 2), (urls[1] + "/", 1, 1)]
+    assert {e["endpoint"] for e in data["error_details"]} == {"connect"}
+    assert main(["--url", urls[0], "--url", urls[0], "--seconds", "1", "--out", str(out)]) == 2
+
+
 @pytest.mark.parametrize("args", [["--sessions", "0"], ["--seconds", "-5"], ["--timeout", "abc"],
                                   ["--url", "http://127.0.0.1:7860/", "--index-dir", "x"]])
 def test_bad_arguments_are_a_usage_error(args, capsys):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import os
 import platform
 import re
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from core.settings import Settings
     from ingest.embed import Embedder
 
+log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = PROJECT_ROOT / "bench" / "results" / "load.json"
 # What the assistant says when the filters leave nothing to search (rag/assistant.py); an abstention too.
@@ -332,6 +334,7 @@ class LoadReport:
     machine_end: dict[str, Any]
     cpu_busy_percent: float
     app: dict[str, Any] = field(default_factory=dict)
+    cpu_seconds: dict[str, Any] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -405,6 +408,7 @@ class LoadReport:
                 "load_average_start": self.machine_start["load_average"],
                 "load_average_end": self.machine_end["load_average"],
                 "cpu_busy_percent_during_run": self.cpu_busy_percent,
+                "cpu_seconds_during_run": self.cpu_seconds,
                 "memory_available_gib_start": self.machine_start["memory_available_gib"],
                 "note": "shared machine: other work was running; latencies include it (see load averages)",
             },
@@ -446,6 +450,7 @@ def run_load(url: str | Sequence[str], sessions: int = 20, seconds: float = 60.0
     if len(set(urls)) != len(urls):
         raise ConfigError(f"a --url is given twice ({' '.join(urls)}): give each instance once")
     machine_start = machine_state()
+    cpu = _CpuAccount(urls)
     psutil.cpu_percent(interval=None)  # starts the interval the end reading averages over
     started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
@@ -463,7 +468,44 @@ def run_load(url: str | Sequence[str], sessions: int = 20, seconds: float = 60.0
     busy = psutil.cpu_percent(interval=None)
     status = next((s.app_status for s in results if s.app_status), None)
     return LoadReport(urls, mode, results, seconds, timeout, started_at, wall, machine_start, machine_state(), busy,
-                      app={"status": status})
+                      app={"status": status}, cpu_seconds=cpu.spent())
+
+
+class _CpuAccount:
+    """CPU seconds spent during the run by this load client and by each target app's process (the one listening
+    on its loopback port): where the machine's cores went, so a figure limited by the client is seen as such."""
+
+    def __init__(self, urls: Sequence[str]):
+        import psutil
+
+        self._client = time.process_time()
+        self._apps: dict[str, Any] = {}
+        ports = {urlsplit(u).port: u for u in urls}
+        try:
+            for conn in psutil.net_connections(kind="tcp"):
+                if (conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port in ports and conn.pid
+                        and conn.pid != os.getpid()):  # an app in this process is counted as the client
+                    self._apps[ports[conn.laddr.port]] = psutil.Process(conn.pid)
+        except (psutil.Error, OSError) as exc:  # another user's process: its CPU is not ours to read
+            log.debug("cannot see the apps' processes: %s", exc)
+        self._start = {u: self._of(p) for u, p in self._apps.items()}
+
+    @staticmethod
+    def _of(proc: Any) -> float | None:
+        import psutil
+
+        try:
+            t = proc.cpu_times()
+            return t.user + t.system
+        except psutil.Error:
+            return None
+
+    def spent(self) -> dict[str, Any]:
+        apps = {}
+        for url, proc in self._apps.items():
+            start, end = self._start[url], self._of(proc)
+            apps[url] = round(end - start, 2) if start is not None and end is not None else None
+        return {"load_client": round(time.process_time() - self._client, 2), "apps": apps}
 
 
 # --- the app in this process --------------------------------------------------------------------------------
@@ -536,6 +578,13 @@ def format_table(report: Mapping[str, Any]) -> str:
     la0, la1 = m["load_average_start"], m["load_average_end"]
     lines.append(f"machine: {m['cores_logical']} cores; load average (1 min) {la0['1m']:.2f} at start, "
                  f"{la1['1m']:.2f} at end; CPU busy {m['cpu_busy_percent_during_run']:.0f}% during the run")
+    cpu = m.get("cpu_seconds_during_run") or {}
+    if cpu:
+        answered = sum(t["answers"] for t in report.get("targets", [])) or None
+        apps = [v for v in cpu.get("apps", {}).values() if v is not None]
+        per = f" ({1000 * sum(apps) / answered:.0f} ms of app CPU per answer)" if apps and answered else ""
+        lines.append(f"CPU seconds during the run: load client {cpu['load_client']:.1f}, "
+                     + (f"app processes {sum(apps):.1f}{per}" if apps else "app in this process"))
     lines.append(f"errors: {report['errors']}")
     for e in report["error_details"][:10]:
         lines.append(f"  session {e['session']} {e['endpoint']} at {e['start_s']:.1f} s: {e['error']}")

@@ -96,6 +96,10 @@ def test_make_cluster_starts_once_serves_two_alike_instances_and_stops_everythin
         assert report["errors"] == 0, json.dumps(report["error_details"][:3], indent=1)
         assert [(t["url"], t["sessions"]) for t in report["targets"]] == [(u, 1) for u in urls]
         assert all(t["answers"] >= 1 for t in report["targets"])
+        # where the cores went: each app process (found by its listening port) and the client itself
+        cpu = report["machine"]["cpu_seconds_during_run"]
+        assert sorted(cpu["apps"]) == sorted(urls) and all(v > 0 for v in cpu["apps"].values()), cpu
+        assert cpu["load_client"] > 0
     finally:
         stopped = deploy(open_folder, "stop")
     assert stopped.returncode == 0 and "app-1, app-2, chroma, postgresql" in stopped.stdout, stopped.stderr

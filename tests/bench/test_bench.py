@@ -64,3 +64,31 @@ def test_quick_benchmark_writes_results_and_a_summary(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| 6 | project |" in out and "smoke.json" in out
     assert not list(tmp_path.glob("ombuds-bench-*"))  # the temporary corpus and indexes were removed
+
+
+def test_vectors_of_one_cpu_compare_equal_and_a_shift_is_reported(tmp_path, capsys):
+    """`python -m bench vectors`: the real encoder's vectors (gold questions, the samples' chunks and sentences as
+    ingest makes them); the same file twice is within tolerance, a copy with one similarity moved by more than
+    0.01 is not (exit 1), and a missing file is a usage error that says how to make it."""
+    import numpy as np
+
+    from bench.vectors import main
+
+    here = tmp_path / "here.npz"
+    assert main(["--out", str(here)]) == 0
+    header = json.loads(capsys.readouterr().out)
+    assert header["questions"] >= 279 and header["chunks"] > 0 and header["sentences"] > header["chunks"]
+    assert main(["--compare", str(here), str(here)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["question_chunks_similarity_max_change"] == 0.0 and report["within_tolerance"]
+
+    data = dict(np.load(here))
+    moved = data["chunks"].copy()
+    moved[0] = moved[0] + 0.05 * data["questions"][0] / np.linalg.norm(data["questions"][0])
+    np.savez(tmp_path / "moved.npz", **{**data, "chunks": moved})
+    assert main(["--compare", str(here), str(tmp_path / "moved.npz")]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["question_chunks_similarity_max_change"] > 0.01 and not report["within_tolerance"]
+
+    assert main(["--compare", str(here), str(tmp_path / "absent.npz")]) == 2
+    assert "python -m bench vectors --out" in capsys.readouterr().err

@@ -1,7 +1,11 @@
 """python -m eval fit-policy — fit the answer-or-decline model (rag/policy.py) on one split, report it on another.
 
-    python -m eval fit-policy --fit eval/gold/dev.jsonl --report eval/gold/test.jsonl \
+    python -m eval fit-policy --fit eval/gold/dev.jsonl eval/gold/train.jsonl --report eval/gold/test.jsonl \
         --corpus data/sample eval/corpus/dev eval/corpus/test eval/corpus/archive --out rag/models/relevance.json
+
+The fit split may be several gold files (dev.jsonl and the fitting-only train.jsonl): their questions are pooled,
+and the cross-validated figures are also given per file ("by_part"). --baseline MODEL scores an already fitted
+model on the same examined questions, so that a single look at the report split gives before and after.
 
 Every candidate decision of every fit question becomes one labelled row (does it answer the question: is it a
 gold decision?). A logistic regression over rag.policy.FEATURES is fitted (regularisation chosen by grouped
@@ -28,7 +32,17 @@ from typing import Any
 import numpy as np
 
 from eval.gold import GoldQuestion, load_gold
-from rag.policy import BACKGROUND_FILE, FEATURES, RULES, Candidate, RelevanceModel, WordStatistics, decide, shifted
+from rag.policy import (
+    BACKGROUND_FILE,
+    FEATURES,
+    RULES,
+    Candidate,
+    RelevanceModel,
+    WordStatistics,
+    decide,
+    load_model,
+    shifted,
+)
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +175,20 @@ def choose_answer_threshold(examined: Sequence[Examined], probs: dict[int, dict[
     return float((grid[a] + grid[b]) / 2)
 
 
+def outcomes_by_part(examined: Sequence[Examined], probs: dict[int, dict[str, float]], answer_t: float,
+                     cite_r: float, parts: Sequence[str]) -> dict[str, dict[str, float]]:
+    """question_outcomes for each part of the examined questions (parts: one label per question)."""
+    if len(parts) != len(examined):
+        raise ValueError(f"{len(parts)} part labels for {len(examined)} questions")
+    out = {}
+    for part in dict.fromkeys(parts):
+        idx = [i for i, p in enumerate(parts) if p == part]
+        sub_probs = {k: probs[i] for k, i in enumerate(idx) if i in probs}
+        figures = question_outcomes([examined[i] for i in idx], sub_probs, answer_t, cite_r)
+        out[part] = {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
+    return out
+
+
 def choose_cite_ratio(examined: Sequence[Examined], probs: dict[int, dict[str, float]], answer_t: float) -> float:
     """The citation ratio (share of the best decision's probability) with the best F0.5 of cited decisions
     (precision weighs double)."""
@@ -176,8 +204,12 @@ def choose_cite_ratio(examined: Sequence[Examined], probs: dict[int, dict[str, f
 
 def fit(examined: Sequence[Examined], features: Sequence[str] = FEATURES, cs: Sequence[float] = (0.03, 0.1, 0.3, 1, 3),
         version: str = "relevance", provenance: dict[str, Any] | None = None,
-        background: WordStatistics | None = None) -> tuple[RelevanceModel, dict[str, Any]]:
-    """Fit the model and its thresholds on `examined`; returns it and the cross-validated figures."""
+        background: WordStatistics | None = None, parts: Sequence[str] | None = None
+        ) -> tuple[RelevanceModel, dict[str, Any]]:
+    """Fit the model and its thresholds on `examined`; returns it and the cross-validated figures.
+
+    parts: one label per examined question (its gold file, when fitting on several); the cross-validated
+    figures then also hold each part's own ("by_part"), from the same out-of-fold probabilities."""
     from sklearn.metrics import log_loss
 
     x, y, groups = rows(examined, features)
@@ -188,19 +220,19 @@ def fit(examined: Sequence[Examined], features: Sequence[str] = FEATURES, cs: Se
     oof = _probs_by_question(examined, out_of_fold(x, y, groups, c))
     answer_t = choose_answer_threshold(examined, oof)
     cite_r = choose_cite_ratio(examined, oof, answer_t)
-    cv = question_outcomes(examined, oof, answer_t, cite_r)
+    cv: dict[str, Any] = dict(question_outcomes(examined, oof, answer_t, cite_r))
+    if parts is not None:
+        cv["by_part"] = outcomes_by_part(examined, oof, answer_t, cite_r, parts)
     lr = _fit_lr(x, y, c)
     scaler, clf = lr.named_steps["standardscaler"], lr.named_steps["logisticregression"]
+    fitted = {"C": c, "cv_log_loss": {str(k): round(v, 4) for k, v in losses.items()}, "rows": int(len(y)),
+              "positives": int(y.sum()),
+              "cross_validated": {k: round(v, 4) if isinstance(v, float) else v for k, v in cv.items()}}
     model = RelevanceModel(version=version, features=tuple(features), mean=tuple(map(float, scaler.mean_)),
                            scale=tuple(float(s) or 1.0 for s in scaler.scale_), coef=tuple(map(float, clf.coef_[0])),
                            intercept=float(clf.intercept_[0]), answer_threshold=round(answer_t, 4),
                            cite_ratio=round(cite_r, 4), filtered_answer_threshold=round(answer_t, 4),
-                           provenance=dict(provenance or {}) | {"C": c, "cv_log_loss": {str(k): round(v, 4) for k, v in
-                                                                                      losses.items()},
-                                                                "rows": int(len(y)), "positives": int(y.sum()),
-                                                                "cross_validated": {k: round(v, 4) if isinstance(v, float)
-                                                                                    else v for k, v in cv.items()}},
-                           background=background)
+                           provenance=dict(provenance or {}) | fitted, background=background)
     return model, cv
 
 
@@ -244,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", default=None, help="version label (default: relevance-<date>)")
     p.add_argument("--save-examined", type=Path, help="pickle the fit split's examined questions here (for "
                    "experiments in a notebook: refit without running retrieval again)")
+    p.add_argument("--baseline", type=Path, help="also score this fitted model (e.g. rag/models/relevance.json) "
+                   "on the same examined questions, so one look at the report split gives before and after")
     p.add_argument("--no-background", action="store_true",
                    help="fit without background word statistics (the word weights then come from the index alone)")
     p.add_argument("--quiet", action="store_true")
@@ -262,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging("WARNING")
     try:
         fit_qs = [q for path in args.fit for q in load_gold(path)]
+        parts = [str(path) for path in args.fit for _ in load_gold(path)]
+        baseline = load_model(str(args.baseline)) if args.baseline else None
         report_qs = [q for path in args.report for q in load_gold(path)]
         settings = load_settings()
         started = time.perf_counter()
@@ -289,13 +325,20 @@ def main(argv: list[str] | None = None) -> int:
     provenance = {"fit": [str(p) for p in args.fit], "corpus": [str(p) for p in args.corpus],
                   "fit_questions": len(fit_qs), "commit": git_state().get("commit"), "embedding_backend": backend,
                   "cpu": cpu_info().describe(), "fitted": dt.datetime.now().isoformat(timespec="seconds")}
-    model, cv = fit(fit_ex, version=version, provenance=provenance, background=background)
+    model, cv = fit(fit_ex, version=version, provenance=provenance, background=background,
+                    parts=parts if len(args.fit) > 1 else None)
     result = {"model": model.to_dict(), "cross_validated_on_fit_split": cv,
               "fit_split": score_split(fit_ex, model), "fit_flips": flips(fit_ex, model),
               "seconds": round(time.perf_counter() - started, 1)}
     if report_ex:
         result["report_split"] = score_split(report_ex, model)
         result["report_flips"] = flips(report_ex, model)
+    if baseline is not None:
+        result["baseline"] = {"version": baseline.version, "fit_split": score_split(fit_ex, baseline),
+                              "fit_flips": flips(fit_ex, baseline)}
+        if report_ex:
+            result["baseline"] |= {"report_split": score_split(report_ex, baseline),
+                                   "report_flips": flips(report_ex, baseline)}
     print(json.dumps(result, indent=1))
     if args.out:
         args.out.write_text(json.dumps(model.to_dict(), indent=1) + "\n", encoding="utf-8")

@@ -14,6 +14,9 @@ from ingest.parse import parse_file
 ROOT = Path(__file__).resolve().parents[2]
 GOLD = ROOT / "eval" / "gold" / "dev.jsonl"
 HELDOUT = ROOT / "eval" / "gold" / "test.jsonl"
+# Fitting only (make fit-policy fits on dev + train): written about the sample and dev decisions alone.
+TRAIN = ROOT / "eval" / "gold" / "train.jsonl"
+TRAIN_CORPORA = {ROOT / "data" / "sample", ROOT / "eval" / "corpus" / "dev"}
 # Every gold question is asked of an index holding all of these (make eval / make heldout).
 CORPORA = [ROOT / "data" / "sample", ROOT / "eval" / "corpus" / "dev", ROOT / "eval" / "corpus" / "test",
            ROOT / "eval" / "corpus" / "archive"]
@@ -67,7 +70,7 @@ def test_the_splits_together_meet_the_issue_and_share_no_question():
     assert not {q.question for q in dev} & {q.question for q in test}
 
 
-@pytest.mark.parametrize("path", [GOLD, HELDOUT], ids=["dev", "test"])
+@pytest.mark.parametrize("path", [GOLD, HELDOUT, TRAIN], ids=["dev", "test", "train"])
 def test_every_gold_label_names_a_decision_and_every_key_fact_is_in_one(path, corpus):
     for q in load_gold(path):
         assert all(label in corpus for label in q.gold_cases), (q.id, q.gold_cases)
@@ -76,6 +79,20 @@ def test_every_gold_label_names_a_decision_and_every_key_fact_is_in_one(path, co
         text = _straight(" ".join(" ".join(p.text for p in corpus[c].paragraphs) + " " + (corpus[c].summary or "")
                                   + " " + c for c in q.gold_cases))
         assert all(_straight(fact) in text for fact in q.key_facts), q.id
+
+
+def test_the_fitting_split_asks_only_about_sample_and_dev_decisions_and_shares_nothing_with_the_others(corpus):
+    """train.jsonl adds fitting questions of the hard kinds (lay paraphrases, near-miss unanswerable questions,
+    follow-ups that change the subject); the test split's decisions (test, archive) are never its gold."""
+    train = load_gold(TRAIN)
+    types = Counter(q.type for q in train)
+    assert len(train) >= 100 and types["unanswerable"] >= 40 and types["paraphrase"] >= 40
+    assert sum(1 for q in train if q.history) >= 15
+    allowed = {label for label, d in corpus.items() if Path(d.source_path).parent.resolve() in TRAIN_CORPORA}
+    assert all(label in allowed for q in train for label in q.gold_cases)
+    others = load_gold(GOLD) + load_gold(HELDOUT)
+    assert not {q.id for q in train} & {q.id for q in others}
+    assert not {q.question for q in train} & {q.question for q in others}
 
 
 def write(tmp_path: Path, *rows: object) -> Path:

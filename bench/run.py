@@ -347,6 +347,7 @@ def _fill_project(settings, target_chunks: int, seed: int, first_index: int) -> 
                                              for c in part])
             catalog.replace_decisions(batch_items, batch_sentences)
         catalog.set_meta("bench_next_index", str(next_index))
+        catalog.optimize()  # as an ingest does at its end: PostgreSQL vacuums (ingest/catalog_pg.py)
         index.store.save_snapshot()  # as an ingest does at its end (ingest/exact.py)
         result = {"chunks": catalog.count_chunks(), "vectors": index.store.count(),
                   "decisions": catalog.count_decisions(), "copies_added": copies,
@@ -434,9 +435,9 @@ def stage_query(spec: dict[str, Any]) -> dict[str, Any]:
     out = []
     for size in spec["sizes"]:
         fill = _fill_project(settings, size, spec["seed"], spec["first_copy_index"])
-        from ingest.catalog import Catalog
+        from ingest.catalog import open_catalog
 
-        cat = Catalog(settings.catalog_path, create=False)
+        cat = open_catalog(settings, create=False)
         try:  # doc ids of the synthetic decisions are their case numbers with hyphens
             cases = sorted(doc_id.replace("-", " ") for doc_id, _ in cat.all_sources())[:200]
         finally:

@@ -502,6 +502,9 @@ class Catalog:
                 "UPDATE runs SET finished_at=?, status='done', summary=? WHERE id=?",
                 (dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), json.dumps(summary), run_id))
 
+    def optimize(self) -> None:
+        """Nothing to do for SQLite (FTS5 keeps its own index); PgCatalog vacuums here. The same interface."""
+
     def clear(self) -> None:
         """Remove every decision and chunk (used by --rebuild)."""
         with self._lock:

@@ -31,6 +31,7 @@ import functools
 import inspect
 import json
 import logging
+import math
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -47,7 +48,7 @@ from ingest.sentences import SentenceVectors
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # One number for "an ingest is writing this catalog" and one for "a process is migrating the schema".
 WRITER_LOCK_KEY = 0x0B_D5_0001
 MIGRATION_LOCK_KEY = 0x0B_D5_0002
@@ -205,36 +206,43 @@ CREATE TRIGGER browse_decisions_au AFTER UPDATE OF
     ON decisions FOR EACH ROW EXECUTE FUNCTION browse_decision_changed();
 SELECT browse_fill(coalesce(array_agg(doc_id), '{}')) FROM decisions;
 """,
+    # Lexical search reads only the postings: each carries its chunk's length, and an index on the lexeme holds
+    # every column scoring needs (an index-only range per query word, like an FTS5 doclist). Before, scoring joined
+    # every posting of the query's words to its chunk row: 1.06 s p50 at 100 002 chunks (bench/NOTES.md §12).
+    3: """
+ALTER TABLE chunk_terms ADD COLUMN n_tokens INTEGER;
+UPDATE chunk_terms p SET n_tokens = c.n_tokens FROM chunks c WHERE c.id = p.chunk;
+ALTER TABLE chunk_terms ALTER COLUMN n_tokens SET NOT NULL;
+CREATE INDEX chunk_terms_scoring ON chunk_terms(lexeme) INCLUDE (chunk, tf_header, tf_text, n_tokens);
+""",
 }
 
 _FILL_TERMS = """
-INSERT INTO chunk_terms(lexeme, chunk, tf_header, tf_text)
+INSERT INTO chunk_terms(lexeme, chunk, tf_header, tf_text, n_tokens)
 SELECT u.lexeme, c.id,
        (SELECT count(*) FROM unnest(u.weights) w WHERE w = 'A'),
-       (SELECT count(*) FROM unnest(u.weights) w WHERE w <> 'A')
+       (SELECT count(*) FROM unnest(u.weights) w WHERE w <> 'A'),
+       c.n_tokens
 FROM chunks c, unnest(c.tsv) u WHERE c.doc_id = %s
 """
 
 # BM25 as SQLite FTS5 computes it (fts5_aux.c): weighted term frequency f = w_header*tf_header + tf_text,
-# idf = ln((N - n + 0.5) / (n + 0.5)) floored at 1e-6, length = every token of the row.
+# idf = ln((N - n + 0.5) / (n + 0.5)) floored at 1e-6, length = every token of the row. The query's lexemes with
+# their idf, the corpus size and average length come in as parameters (cached in Python until the catalog
+# changes); the postings alone are scored and only the best chunks are joined to their rows.
 _LEXICAL = """
-WITH q AS (
-    SELECT DISTINCT u.lexeme FROM unnest(%s::text[]) AS t(word), unnest(to_tsvector('english', t.word)) AS u
-), df AS (
-    SELECT p.lexeme, count(*)::float8 AS n FROM chunk_terms p JOIN q USING (lexeme) GROUP BY p.lexeme
-), corpus AS (
-    SELECT count(*)::float8 AS n, greatest(avg(n_tokens), 1)::float8 AS avgdl FROM chunks
+WITH scored AS (
+    SELECT p.chunk, sum(q.idf * ((%s * p.tf_header + p.tf_text) * ({k1} + 1))
+        / ((%s * p.tf_header + p.tf_text) + {k1} * (1 - {b} + {b} * p.n_tokens / %s))) AS s
+    FROM unnest(%s::text[], %s::float8[]) AS q(lexeme, idf)
+    JOIN chunk_terms p ON p.lexeme = q.lexeme
+    {filtered}
+    GROUP BY p.chunk ORDER BY s DESC, p.chunk LIMIT %s
 )
-SELECT c.chunk_id, sum(
-    greatest(ln((corpus.n - df.n + 0.5) / (df.n + 0.5)), 1e-6)
-    * ((%s * p.tf_header + p.tf_text) * ({k1} + 1))
-    / ((%s * p.tf_header + p.tf_text) + {k1} * (1 - {b} + {b} * c.n_tokens / corpus.avgdl))
-) AS s
-FROM chunk_terms p JOIN df USING (lexeme) JOIN chunks c ON c.id = p.chunk
-JOIN decisions d ON d.doc_id = c.doc_id CROSS JOIN corpus
-WHERE {where}
-GROUP BY c.id, c.chunk_id ORDER BY s DESC, c.id LIMIT %s
+SELECT c.chunk_id, scored.s FROM scored JOIN chunks c ON c.id = scored.chunk ORDER BY scored.s DESC, c.id
 """
+_FILTERED = "WHERE p.chunk IN (SELECT c.id FROM chunks c JOIN decisions d ON d.doc_id = c.doc_id WHERE {where})"
+
 
 
 def _now() -> str:
@@ -355,6 +363,8 @@ class PgCatalog:
                 self._conn.execute(MIGRATIONS[step])
             if version != SCHEMA_VERSION:
                 self._set(self._conn, "schema_version", str(SCHEMA_VERSION))
+        if 0 < version < 3:  # migration 3 rewrote every posting: make them readable from the index alone
+            self.optimize()
 
     def close(self) -> None:
         """Close the connection."""
@@ -548,10 +558,47 @@ class PgCatalog:
         if not terms:
             return []
         terms = prune_common_terms(terms, self.document_frequency, self.count_chunks)
+        lexemes = self._query_lexemes(terms)
+        if not lexemes:
+            return []
+        n, avgdl = self._corpus()
+        idf = [max(math.log((n - df + 0.5) / (df + 0.5)), 1e-6) for df in lexemes.values()]
         where, params = self.filter_sql(filters or Filters())
-        sql = _LEXICAL.format(k1=BM25_K1, b=BM25_B, where=where)
-        rows = self._rows(sql, [list(terms), header_weight, header_weight, *params, limit])
+        sql = _LEXICAL.format(k1=BM25_K1, b=BM25_B, filtered=_FILTERED.format(where=where) if params else "")
+        rows = self._rows(sql, [header_weight, header_weight, avgdl, list(lexemes), idf, *params, limit])
         return [(r[0], float(r[1])) for r in rows]
+
+    def _query_lexemes(self, terms: Sequence[str]) -> dict[str, int]:
+        """The lexemes PostgreSQL makes of these (Porter-stemmed) terms, each with how many chunks hold it (absent
+        ones left out). Cached until the catalog changes."""
+        with self._lock:
+            cache = self._stats()
+            lex, ldf = cache.setdefault("lex", {}), cache.setdefault("ldf", {})
+            missing = [t for t in dict.fromkeys(terms) if t not in lex]
+            if missing:
+                for t in missing:
+                    lex[t] = []
+                for term, lexeme in self._conn.execute(
+                        "SELECT t.word, u.lexeme FROM unnest(%s::text[]) AS t(word), "
+                        "unnest(to_tsvector('english', t.word)) AS u", (missing,)).fetchall():
+                    lex[term].append(lexeme)
+            wanted = list(dict.fromkeys(x for t in terms for x in lex[t]))
+            unknown = [x for x in wanted if x not in ldf]
+            if unknown:
+                ldf.update({x: 0 for x in unknown})
+                ldf.update(dict(self._conn.execute("SELECT lexeme, count(*) FROM chunk_terms WHERE lexeme = ANY(%s) "
+                                                   "GROUP BY lexeme", (unknown,)).fetchall()))
+            return {x: int(ldf[x]) for x in wanted if ldf[x]}
+
+    def _corpus(self) -> tuple[float, float]:
+        """Chunks in the catalog and their average length in tokens (BM25's N and avgdl), cached."""
+        with self._lock:
+            stats = self._stats()
+            if "corpus" not in stats:
+                n, avgdl = self._conn.execute(
+                    "SELECT count(*)::float8, greatest(coalesce(avg(n_tokens), 1), 1)::float8 FROM chunks").fetchone()
+                stats["corpus"] = (float(n), float(avgdl))
+            return stats["corpus"]
 
     def sentence_vectors(self, doc_ids: Iterable[str]) -> dict[str, SentenceVectors]:
         """The stored sentence vectors of these decisions."""
@@ -593,7 +640,8 @@ class PgCatalog:
                 [(c.chunk_id, c.doc_id, c.position, c.section, json.dumps(list(c.paragraphs)), c.header, c.text,
                   json.dumps(c.metadata, ensure_ascii=False), len(_TOKEN.findall(c.header)) +
                   len(_TOKEN.findall(c.text))) for c in chunks])
-        conn.execute(_FILL_TERMS, (d.doc_id,))
+        if chunks:
+            conn.execute(_FILL_TERMS, (d.doc_id,))
         if sv is not None:
             matrix = np.ascontiguousarray(sv.vectors, dtype="<f2")
             conn.execute("INSERT INTO sentence_vectors(doc_id, items, dim, vectors) VALUES (%s,%s,%s,%s)",
@@ -630,10 +678,21 @@ class PgCatalog:
         return int(row[0])
 
     def finish_run(self, run_id: int, summary: dict[str, Any]) -> None:
-        """Record the end of an ingest run with its summary."""
+        """Record the end of an ingest run with its summary, then optimize()."""
         with self._lock:
             self._conn.execute("UPDATE runs SET finished_at=%s, status='done', summary=%s WHERE id=%s",
                                (_now(), json.dumps(summary), run_id))
+        self.optimize()
+
+    def optimize(self) -> None:
+        """VACUUM and ANALYZE the tables lexical search reads. Its postings are read from their index alone only
+        where PostgreSQL's visibility map marks the pages all-visible, which new rows are not until a vacuum: at
+        100 002 chunks straight after writing, lexical search p50 was 503 ms; after this, 37 ms (bench/NOTES.md
+        §12). Autovacuum would get there too, later; VACUUM skips pages already all-visible, so after a small
+        ingest it is quick."""
+        with self._lock:
+            for table in ("chunk_terms", "chunks", "decisions"):
+                self._conn.execute(f"VACUUM (ANALYZE) {table}")
 
     def clear(self) -> None:
         """Remove every decision and chunk, and the meta but the schema version (used by --rebuild)."""

@@ -10,6 +10,7 @@ from core.errors import ConfigError, IndexBusyError, IndexStateError
 from core.settings import load_settings
 from core.text import query_terms, stem
 from core.types import Filters
+from ingest import catalog_pg
 from ingest.catalog import Catalog
 from ingest.index import Indexer, open_index
 
@@ -49,7 +50,7 @@ def test_catalog_url_must_be_postgresql():
 
 def test_samples_on_postgresql_hold_what_sqlite_holds(pg_index, sqlite_catalog):
     pg = pg_index.catalog
-    assert type(pg).__name__ == "PgCatalog" and pg.get_meta("schema_version") == "2"
+    assert type(pg).__name__ == "PgCatalog" and pg.get_meta("schema_version") == str(catalog_pg.SCHEMA_VERSION)
     assert sorted(pg.all_sources()) == sorted(sqlite_catalog.all_sources())
     assert pg.chunk_ids() == sqlite_catalog.chunk_ids() and pg.count_chunks() == sqlite_catalog.count_chunks()
     ids = [doc for doc, _ in sqlite_catalog.all_sources()]
@@ -103,7 +104,8 @@ def test_reingest_is_unchanged_and_clear_empties(pg_index, pg_settings, embedder
     try:
         catalog.clear()
         assert (catalog.count_decisions(), catalog.count_chunks(), catalog.term_counts()) == (0, 0, {})
-        assert catalog.get_meta("schema_version") == "2" and catalog.get_meta("embedding_model") is None
+        assert catalog.get_meta("schema_version") == str(catalog_pg.SCHEMA_VERSION)
+        assert catalog.get_meta("embedding_model") is None
     finally:
         catalog.close()
 
@@ -162,7 +164,6 @@ def test_assistant_on_postgresql_answers_citing_the_decision(pg_index, pg_settin
 def test_a_version_1_catalog_migrates_and_its_decisions_are_browsable(catalog_url, sqlite_catalog, monkeypatch):
     """A database written before the browser's tables existed (schema 1) gains them, filled, when a process of
     this version opens it; the browser then finds what it holds without rebuilding anything."""
-    from ingest import catalog_pg
     from rag.browse import BrowseQuery, DecisionBrowser
 
     monkeypatch.setattr(catalog_pg, "SCHEMA_VERSION", 1)
@@ -177,13 +178,56 @@ def test_a_version_1_catalog_migrates_and_its_decisions_are_browsable(catalog_ur
     pg = catalog_pg.PgCatalog(catalog_url)
     browser = DecisionBrowser(pg)
     try:
-        assert pg.get_meta("schema_version") == "2"
+        assert pg.get_meta("schema_version") == str(catalog_pg.SCHEMA_VERSION)
         assert browser.ensure_index() == 0  # the migration filled the browse tables
         assert [r.label for r in browser.search(BrowseQuery("disclosing address")).rows] == ["18 009 917"]
         assert browser.search(BrowseQuery()).total == 5
     finally:
         browser.close()
         pg.close()
+
+
+def test_a_version_2_catalog_migrates_its_postings_and_searches_the_same(pg_index, sqlite_catalog):
+    """Schema 3 puts each chunk's length on its postings (lexical search then reads the postings alone): a
+    version-2 database, whose postings lack it, is filled in on start and ranks exactly as before."""
+    pg = pg_index.catalog
+    questions = ["disclosing address data protection", "council tax enforcement fees", "rectification ICO"]
+    before = [pg.lexical_search(query_terms(q), 10) for q in questions]
+    filtered = pg.lexical_search(query_terms("complaint delay"), 10, Filters(outcome="Upheld"))
+    assert all(before) and filtered
+    assert [c for c, _ in filtered] == [c for c, _ in sqlite_catalog.lexical_search(
+        query_terms("complaint delay"), 10, Filters(outcome="Upheld"))]
+    with psycopg_connect(pg.url) as admin:  # back to what version 2 wrote
+        admin.execute("DROP INDEX chunk_terms_scoring")
+        admin.execute("ALTER TABLE chunk_terms DROP COLUMN n_tokens")
+        admin.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    migrated = catalog_pg.PgCatalog(pg.url)
+    try:
+        assert migrated.get_meta("schema_version") == str(catalog_pg.SCHEMA_VERSION)
+        assert [migrated.lexical_search(query_terms(q), 10) for q in questions] == before
+    finally:
+        migrated.close()
+
+
+def test_after_an_ingest_the_postings_are_read_from_their_index_alone(pg_index):
+    """finish_run vacuums (PgCatalog.optimize): the scoring index is then read without visiting the table (at
+    100 002 chunks that is 503 -> 37 ms p50 of lexical search). The samples are small enough that the planner
+    would scan the table, so plain scans are switched off to look at the index path."""
+    pg = pg_index.catalog
+    lexemes = pg._query_lexemes(query_terms("disclosing address data protection"))
+    with psycopg_connect(pg.url) as conn:
+        conn.execute("SET enable_seqscan = off")
+        conn.execute("SET enable_bitmapscan = off")
+        plan = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN (ANALYZE) SELECT chunk, tf_header, tf_text, n_tokens FROM chunk_terms WHERE lexeme = ANY(%s)",
+            (list(lexemes),)).fetchall())
+    assert "Index Only Scan using chunk_terms_scoring" in plan and "Heap Fetches: 0" in plan, plan
+
+
+def psycopg_connect(url: str):
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)
 
 
 def test_a_dropped_connection_is_reported_then_reconnected(pg_index):

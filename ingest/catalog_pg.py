@@ -330,7 +330,7 @@ class PgCatalog:
         self.url = url
         self.location = redact_url(url)
         self._lock = threading.RLock()
-        self._cache: dict[str, Any] = {"df": {}}
+        self._cache: dict[str, Any] = {"lex": {}, "ldf": {}}
         self._cache_generation: str | None = None
         self._conn = _connect(url)
         try:
@@ -409,8 +409,8 @@ class PgCatalog:
         """Counts cached until any process writes (one indexed read of the generation). Call with the lock."""
         row = self._conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
         generation = row[0] if row else "0"
-        if generation != self._cache_generation or len(self._cache["df"]) > 100_000:
-            self._cache = {"df": {}}
+        if generation != self._cache_generation or len(self._cache["lex"]) > 100_000:
+            self._cache = {"lex": {}, "ldf": {}}
             self._cache_generation = generation
         return self._cache
 
@@ -440,11 +440,7 @@ class PgCatalog:
 
     def count_chunks(self) -> int:
         """Number of chunks (cached until the catalog changes)."""
-        with self._lock:
-            stats = self._stats()
-            if "chunks" not in stats:
-                stats["chunks"] = int(self._conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
-            return stats["chunks"]
+        return int(self._corpus()[0])
 
     def count_decisions(self) -> int:
         """Number of decisions."""
@@ -533,20 +529,33 @@ class PgCatalog:
         return [r[0] for r in self._rows(f"SELECT doc_id FROM decisions d WHERE {where}", params)]
 
     def document_frequency(self, terms: Sequence[str]) -> dict[str, int]:
-        """How many chunks contain each (Porter-stemmed) term, through the lexeme PostgreSQL makes of it (absent
-        terms are left out). Cached until the catalog changes."""
+        """How many chunks contain each (Porter-stemmed) term, through the (first) lexeme PostgreSQL makes of it
+        (absent terms are left out). Cached until the catalog changes."""
         if not terms:
             return {}
         with self._lock:
-            cache = self._stats()["df"]
-            missing = [t for t in dict.fromkeys(terms) if t not in cache]
-            if missing:
-                rows = self._conn.execute(
-                    "SELECT t.term, (SELECT count(*) FROM chunk_terms p WHERE p.lexeme = (SELECT u.lexeme FROM "
-                    "unnest(to_tsvector('english', t.term)) u LIMIT 1)) FROM unnest(%s::text[]) AS t(term)",
-                    (missing,)).fetchall()
-                cache.update({r[0]: int(r[1]) for r in rows})
-            return {t: cache[t] for t in terms if cache.get(t)}
+            lex, ldf = self._lexemes_and_counts(terms)
+            return {t: ldf[lex[t][0]] for t in terms if lex[t] and ldf[lex[t][0]]}
+
+    def _lexemes_and_counts(self, terms: Sequence[str]) -> tuple[dict[str, list[str]], dict[str, int]]:
+        """The cached maps term -> its lexemes and lexeme -> chunks holding it, filled for these terms. Call with
+        the lock."""
+        cache = self._stats()
+        lex, ldf = cache["lex"], cache["ldf"]
+        missing = [t for t in dict.fromkeys(terms) if t not in lex]
+        if missing:
+            for t in missing:
+                lex[t] = []
+            for term, lexeme in self._conn.execute(
+                    "SELECT t.word, u.lexeme FROM unnest(%s::text[]) AS t(word), "
+                    "unnest(to_tsvector('english', t.word)) AS u", (missing,)).fetchall():
+                lex[term].append(lexeme)
+        unknown = list(dict.fromkeys(x for t in terms for x in lex[t] if x not in ldf))
+        if unknown:
+            ldf.update({x: 0 for x in unknown})
+            ldf.update(dict(self._conn.execute("SELECT lexeme, count(*) FROM chunk_terms WHERE lexeme = ANY(%s) "
+                                               "GROUP BY lexeme", (unknown,)).fetchall()))
+        return lex, ldf
 
     def term_counts(self) -> dict[str, int]:
         """Every indexed lexeme (Snowball English) and how many chunks contain it."""
@@ -569,25 +578,11 @@ class PgCatalog:
         return [(r[0], float(r[1])) for r in rows]
 
     def _query_lexemes(self, terms: Sequence[str]) -> dict[str, int]:
-        """The lexemes PostgreSQL makes of these (Porter-stemmed) terms, each with how many chunks hold it (absent
+        """Every lexeme PostgreSQL makes of these (Porter-stemmed) terms, each with how many chunks hold it (absent
         ones left out). Cached until the catalog changes."""
         with self._lock:
-            cache = self._stats()
-            lex, ldf = cache.setdefault("lex", {}), cache.setdefault("ldf", {})
-            missing = [t for t in dict.fromkeys(terms) if t not in lex]
-            if missing:
-                for t in missing:
-                    lex[t] = []
-                for term, lexeme in self._conn.execute(
-                        "SELECT t.word, u.lexeme FROM unnest(%s::text[]) AS t(word), "
-                        "unnest(to_tsvector('english', t.word)) AS u", (missing,)).fetchall():
-                    lex[term].append(lexeme)
-            wanted = list(dict.fromkeys(x for t in terms for x in lex[t]))
-            unknown = [x for x in wanted if x not in ldf]
-            if unknown:
-                ldf.update({x: 0 for x in unknown})
-                ldf.update(dict(self._conn.execute("SELECT lexeme, count(*) FROM chunk_terms WHERE lexeme = ANY(%s) "
-                                                   "GROUP BY lexeme", (unknown,)).fetchall()))
+            lex, ldf = self._lexemes_and_counts(terms)
+            wanted = dict.fromkeys(x for t in terms for x in lex[t])
             return {x: int(ldf[x]) for x in wanted if ldf[x]}
 
     def _corpus(self) -> tuple[float, float]:

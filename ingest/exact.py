@@ -126,15 +126,6 @@ class ExactVectors:
         return ExactVectors.from_parts([i for i, k in zip(self.ids, keep) if k], self.matrix[keep],
                                        {key: column[keep] for key, column in self.columns.items()})
 
-    def merged(self, other: ExactVectors) -> ExactVectors:
-        """These rows and other's (ids must not repeat)."""
-        if not len(other):
-            return self
-        if not len(self):
-            return other
-        return ExactVectors.from_parts(self.ids + other.ids, np.concatenate([self.matrix, other.matrix]),
-                                       {k: np.concatenate([self.columns[k], other.columns[k]]) for k in FILTER_KEYS})
-
 
 def _column(values: Sequence[Any]) -> np.ndarray:
     column = np.empty(len(values), dtype=object)
@@ -169,9 +160,12 @@ def _read_ids(collection: Any, ids: Sequence[str]) -> ExactVectors:
 
 
 def _merge_all(parts: Sequence[ExactVectors]) -> ExactVectors:
+    """The rows of every part in one (ids must not repeat); a single part as it is, without a copy."""
     parts = [p for p in parts if len(p)]
     if not parts:
         return ExactVectors([], np.zeros((0, 0), np.float32), [])
+    if len(parts) == 1:
+        return parts[0]
     ids = [i for p in parts for i in p.ids]
     return ExactVectors.from_parts(ids, np.concatenate([p.matrix for p in parts]),
                                    {k: np.concatenate([p.columns[k] for p in parts]) for k in FILTER_KEYS})
@@ -243,7 +237,7 @@ def _refresh(collection: Any, wanted: set[str], snapshot: Path, stale: set[str])
     else:
         kept = old.subset(np.array([i in wanted and i not in stale for i in old.ids], dtype=bool))
     missing = sorted(wanted.difference(kept.ids))
-    exact = kept.merged(_read_ids(collection, missing))
+    exact = _merge_all([kept, _read_ids(collection, missing)])
     if len(exact) < len(wanted):
         log.warning("exact search: %d chunks of the catalog have no vector in Chroma", len(wanted) - len(exact))
     if old is None or missing or len(kept) != len(old):

@@ -229,9 +229,15 @@ class VectorStore:
         """After writing (the end of an ingest): load the copy now and keep its snapshot, so that the next process
         to start reads the snapshot instead of every vector from Chroma."""
         if self.exact and self._snapshot is not None:
-            exact = self._load()
             with self._exact_lock:
-                self._exact = exact
+                self._load_now()
+
+    def _load_now(self) -> None:
+        """Load the copy and note the freshness token it matches (so no reload follows at once). Call with the
+        lock."""
+        token = self._freshness() if self._freshness else None
+        self._exact = self._load()
+        self._exact_token, self._exact_checked_at = token, time.monotonic()
 
     def exact_vectors(self) -> ExactVectors:
         """The in-memory copy exact search uses. Loaded on first use (the app's warm-up: from the snapshot where
@@ -241,9 +247,7 @@ class VectorStore:
         while questions go on using the copy they have; chunks it no longer has are skipped by retrieval."""
         with self._exact_lock:
             if self._exact is None:
-                token = self._freshness() if self._freshness else None
-                self._exact = self._load()
-                self._exact_token, self._exact_checked_at = token, time.monotonic()
+                self._load_now()
             elif self._reloading is None and time.monotonic() - self._exact_checked_at >= EXACT_RELOAD_S:
                 # The token costs a catalog query (a round trip to PostgreSQL): asked once per interval, not per
                 # question.

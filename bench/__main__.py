@@ -20,7 +20,7 @@ USAGE = """usage: python -m bench {run,load,browse,synth,vectors} [options]
 
 commands:
   run     ingest throughput (this pipeline, the raw encoder, naive LangChain) and query latency at 10k/100k chunks
-  load    concurrent chat sessions through gradio_client against the app on loopback
+  load    concurrent chat sessions (plain HTTP to the queue, or gradio_client) against the app on loopback
   browse  the decisions browser's searches and page changes at archive size (50 000 catalog rows)
   synth   write N synthetic decisions (SYNTHETIC — benchmark only) into a folder
   vectors the encoder's vectors on this CPU (gold questions, sample chunks and sentences), or compare two CPUs'

@@ -1,16 +1,18 @@
-"""`python -m bench load`: concurrent chat sessions against the app on loopback, through gradio_client.
+"""`python -m bench load`: concurrent chat sessions against the app on loopback.
 
     python -m bench load --index-dir /tmp/loadidx --sessions 20 --seconds 60 --out bench/results/load.json
     python -m bench load --url http://127.0.0.1:7860/         # an app already running (make run)
     python -m bench load --url http://127.0.0.1:7861/ --url http://127.0.0.1:7862/   # several instances
 
-Without --url the app is started in this process on a free 127.0.0.1 port over --index-dir (default: the
-configured index), as tests/app/conftest.py does. Each session is its own gradio_client Client (its own chat
-history) and works through a rotating list of conversations: follow-ups that need the history, filtered
-questions, one off-topic question. A request is an error when it raises or times out, when the answer is empty
-or an error message, when an answer has no citation and did not abstain, when the off-topic question is
-answered, or when the chat does not hold exactly this conversation's turns. Prints a table and writes JSON with
-the latencies and the machine's load. Only loopback targets are accepted.
+Without --url the app is started in this process on a free 127.0.0.1 port over --index-dir (default: the configured
+index), as tests/app/conftest.py does. Each session is its own client with its own session hash (its own chat
+history): by default bench/gradio_http.py, plain HTTP to Gradio's queue as a browser tab sends it, which costs the
+machine little; `--client gradio_client` uses the reference client instead (about 110 ms of CPU per answer on a
+2-core machine, where it takes cores from the app). Each session works through a rotating list of conversations:
+follow-ups that need the history, filtered questions, one off-topic question. A request is an error when it raises
+or times out, when the answer is empty or an error message, when an answer has no citation and did not abstain, when
+the off-topic question is answered, or when the chat does not hold exactly this conversation's turns. Prints a table
+and writes JSON with the latencies and the machine's load. Only loopback targets are accepted.
 
 Several --url targets (the instances of `make cluster`, `make bench-cluster`): session i talks to target
 i mod N throughout, so the sessions are spread round-robin; the JSON lists every target ("urls") with its own
@@ -40,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from app import is_loopback
+from bench.gradio_http import HttpSession
 from core.errors import ConfigError, IndexStateError
 from rag.assistant import ABSTAIN_TEXT
 
@@ -57,6 +60,10 @@ FILTERS_MATCH_NOTHING = "No indexed decisions match the filters"
 # A citation marker as the UI renders it: a Markdown link to a source card, [23 009 429 ¶7](#src-1-...).
 MARKER_LINK = re.compile(r"\[([^\[\]]+)\]\(#(src-[\w-]+)\)")
 DROPDOWNS = ("council", "category", "outcome")
+# "http": bench/gradio_http.py, what a browser tab sends (the default: it costs the machine little);
+# "gradio_client": the reference client (about 110 ms of CPU per answer here, so it loads the machine itself).
+ClientKind = Literal["http", "gradio_client"]
+CLIENT_KINDS: tuple[ClientKind, ...] = ("http", "gradio_client")
 
 
 # --- what the sessions ask ----------------------------------------------------------------------------------
@@ -201,8 +208,10 @@ class Session:
         return sum(1 for r in self.requests if r.endpoint == "ask" and r.error is None)
 
 
-def call(client: Client, args: Sequence[Any], api_name: str, timeout: float) -> tuple[Any, float | None]:
+def call(client: Client | HttpSession, args: Sequence[Any], api_name: str, timeout: float) -> tuple[Any, float | None]:
     """(result, seconds to the first streamed update) of one call; TimeoutError after `timeout` seconds."""
+    if isinstance(client, HttpSession):
+        return client.call(api_name, args, timeout)
     started = time.perf_counter()
     job = client.submit(*args, api_name=api_name)
     first = None
@@ -217,10 +226,26 @@ def call(client: Client, args: Sequence[Any], api_name: str, timeout: float) -> 
     return job.result(timeout=0), first
 
 
-def run_session(number: int, url: str, t0: float, stop_at: float, timeout: float, auth: tuple[str, str] | None,
-                session: Session) -> None:
-    """Connect, load the page's status (as a browser does), then ask conversations until stop_at."""
+def connect(kind: ClientKind, url: str, auth: tuple[str, str] | None) -> Client | HttpSession:
+    """A new session of the given client kind (reads the app's config; logs in when auth is given)."""
+    if kind == "http":
+        return HttpSession(url, auth)
     from gradio_client import Client
+
+    # No httpx timeout here: the client's one event stream serves every call and must outlive a slow one;
+    # call() bounds each request instead.
+    return Client(url, verbose=False, auth=auth, download_files=False, analytics_enabled=False)
+
+
+def disconnect(client: Client | HttpSession) -> None:
+    client.close()
+    if not isinstance(client, HttpSession):
+        client.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def run_session(number: int, url: str, t0: float, stop_at: float, timeout: float, auth: tuple[str, str] | None,
+                session: Session, kind: ClientKind = "http") -> None:
+    """Connect, load the page's status (as a browser does), then ask conversations until stop_at."""
 
     def record(endpoint: str, started: float, **fields: Any) -> Request:
         r = Request(number, endpoint, round(started - t0, 3), round(time.perf_counter() - started, 3), **fields)
@@ -229,9 +254,7 @@ def run_session(number: int, url: str, t0: float, stop_at: float, timeout: float
 
     started = time.perf_counter()
     try:
-        # No httpx timeout here: the client's one event stream serves every call and must outlive a slow one;
-        # call() bounds each request instead.
-        client = Client(url, verbose=False, auth=auth, download_files=False, analytics_enabled=False)
+        client = connect(kind, url, auth)
     except Exception as exc:  # noqa: BLE001 - any failure to connect is what this run reports
         record("connect", started, outcome="error", error=f"{type(exc).__name__}: {exc}")
         session.finished = True
@@ -276,8 +299,7 @@ def run_session(number: int, url: str, t0: float, stop_at: float, timeout: float
                 record("clear", started, outcome="error", error=f"{type(exc).__name__}: {exc}")
                 break  # the next conversation would start on top of this one
     finally:
-        client.close()
-        client.executor.shutdown(wait=False, cancel_futures=True)
+        disconnect(client)
         session.finished = True
 
 
@@ -335,6 +357,7 @@ class LoadReport:
     cpu_busy_percent: float
     app: dict[str, Any] = field(default_factory=dict)
     cpu_seconds: dict[str, Any] = field(default_factory=dict)
+    client: ClientKind = "http"
 
     @property
     def url(self) -> str:
@@ -392,7 +415,8 @@ class LoadReport:
         asks = [s.asks_done for s in self.sessions]
         answered = sum(asks)
         return {
-            "what": "concurrent chat sessions through gradio_client against the app on loopback (python -m bench load)",
+            "what": "concurrent chat sessions against the app on loopback (python -m bench load)",
+            "client": self.client,
             "url": self.url, "urls": list(self.urls), "mode": self.mode, "started_at": self.started_at,
             "sessions": len(self.sessions), "seconds": self.seconds, "request_timeout_s": self.timeout,
             "wall_s": round(self.wall_s, 2),
@@ -439,9 +463,12 @@ def _versions() -> dict[str, str]:
 
 
 def run_load(url: str | Sequence[str], sessions: int = 20, seconds: float = 60.0, timeout: float = 60.0,
-             auth: tuple[str, str] | None = None, mode: Literal["in-process", "url"] = "url") -> LoadReport:
+             auth: tuple[str, str] | None = None, mode: Literal["in-process", "url"] = "url",
+             client: ClientKind = "http") -> LoadReport:
     """Run `sessions` concurrent chat sessions for `seconds`, each stopping by itself; with several URLs, session
-    i talks to url[i mod len(url)] (round-robin)."""
+    i talks to url[i mod len(url)] (round-robin). client: which client the sessions use (CLIENT_KINDS)."""
+    if client not in CLIENT_KINDS:
+        raise ConfigError(f"unknown client {client!r}: use one of {', '.join(CLIENT_KINDS)}")
     import psutil
 
     urls = [check_target(u) for u in ([url] if isinstance(url, str) else url)]
@@ -456,7 +483,8 @@ def run_load(url: str | Sequence[str], sessions: int = 20, seconds: float = 60.0
     t0 = time.perf_counter()
     stop_at = t0 + seconds
     results = [Session(i, urls[i % len(urls)]) for i in range(sessions)]
-    threads = [threading.Thread(target=run_session, args=(i, results[i].url, t0, stop_at, timeout, auth, results[i]),
+    threads = [threading.Thread(target=run_session, args=(i, results[i].url, t0, stop_at, timeout, auth, results[i],
+                                                                  client),
                                 name=f"load-session-{i}", daemon=True) for i in range(sessions)]
     for t in threads:
         t.start()
@@ -468,7 +496,7 @@ def run_load(url: str | Sequence[str], sessions: int = 20, seconds: float = 60.0
     busy = psutil.cpu_percent(interval=None)
     status = next((s.app_status for s in results if s.app_status), None)
     return LoadReport(urls, mode, results, seconds, timeout, started_at, wall, machine_start, machine_state(), busy,
-                      app={"status": status}, cpu_seconds=cpu.spent())
+                      app={"status": status}, cpu_seconds=cpu.spent(), client=client)
 
 
 class _CpuAccount:
@@ -554,7 +582,8 @@ def _s(value: float | None) -> str:
 def format_table(report: Mapping[str, Any]) -> str:
     """The run as a short text table with the machine's load beside it."""
     targets = " + ".join(report.get("urls") or [report["url"]])
-    lines = [f"{report['sessions']} sessions for {report['seconds']:g} s against {targets} ({report['mode']}); "
+    lines = [f"{report['sessions']} sessions ({report.get('client', 'gradio_client')} client) for "
+             f"{report['seconds']:g} s against {targets} ({report['mode']}); "
              f"wall {report['wall_s']:.1f} s",
              f"{'endpoint':<9}{'requests':>9}{'errors':>8}{'p50 s':>8}{'p95 s':>8}{'max s':>8}{'mean s':>8}"]
     for name, row in report["endpoints"].items():
@@ -629,6 +658,10 @@ def build_parser(prog: str = "python -m bench load") -> argparse.ArgumentParser:
                    help="start new questions for this long (1-3600, default 60)")
     p.add_argument("--timeout", type=_in_range(float, 1, 600), default=60.0,
                    help="seconds one request may take before it counts as an error (1-600, default 60)")
+    p.add_argument("--client", choices=CLIENT_KINDS, default="http",
+                   help="http (default): plain HTTP to Gradio's queue, as a browser tab does, costing the machine "
+                   "little; gradio_client: the reference client (about 110 ms of CPU per answer, so on a small machine "
+                   "it competes with the app for the cores)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON report (default bench/results/load.json)")
     return p
 
@@ -648,14 +681,14 @@ def main(argv: list[str] | None = None, *, embedder: Embedder | None = None,
             auth = auth_for(load_settings())  # the app's login, when one is configured
             print(f"load: {args.sessions} sessions for {args.seconds:g} s against {' + '.join(urls)}",
                   file=sys.stderr)
-            report = run_load(urls, args.sessions, args.seconds, args.timeout, auth, mode="url")
+            report = run_load(urls, args.sessions, args.seconds, args.timeout, auth, mode="url", client=args.client)
         else:
             print("load: starting the app in this process", file=sys.stderr)
             with app_in_process(args.index_dir, embedder) as (url, settings):
                 print(f"load: {args.sessions} sessions for {args.seconds:g} s against {url} (index "
                       f"{settings.index_dir})", file=sys.stderr)
                 report = run_load(url, args.sessions, args.seconds, args.timeout, auth_for(settings),
-                                  mode="in-process")
+                                  mode="in-process", client=args.client)
                 report.app["index_dir"] = str(settings.index_dir)
                 report.app["settings"] = settings.public_dict()
     except (ConfigError, IndexStateError) as exc:

@@ -168,6 +168,15 @@ def test_login_required_when_configured(app_index_dir, embedder, tmp_path):
         assert set(card_labels(sources)) & ICO_ANSWERS
         audit = read_jsonl(settings.audit_log_path)
         assert audit[-1]["user"] == "staff"  # the audit log says who asked
+        # the load benchmark's plain-HTTP client logs in the same way
+        from bench.gradio_http import AppError, HttpSession
+
+        with pytest.raises(AppError, match="refused"):
+            HttpSession(running.url, auth=("staff", "wrong"))
+        with HttpSession(running.url, auth=("staff", "correct horse")) as session:
+            (_, chat, sources, _), _ = session.call("/ask", [QUESTION, "", "", "", None, None], 60)
+        assert set(card_labels(sources)) & ICO_ANSWERS and len(chat) == 2
+        assert read_jsonl(settings.audit_log_path)[-1]["user"] == "staff"
     finally:
         _stop(running)
 

@@ -1,4 +1,5 @@
-"""Load: concurrent gradio_client sessions against the app on loopback (bench/load.py) finish with no errors.
+"""Load: concurrent chat sessions against the app on loopback (bench/load.py) finish with no errors, through the
+plain-HTTP client (bench/gradio_http.py, the default) and through gradio_client; the two see the same replies.
 Latency is reported (printed with -s, and in the JSON), never asserted: it depends on what else the machine runs."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ import json
 
 import pytest
 
+from bench.gradio_http import AppError, HttpSession, endpoints_of
 from bench.load import CONVERSATIONS, call, format_table, judge_reply, main, run_load
 
 QUESTION = "When does the ICO handle rectification?"
@@ -80,16 +82,58 @@ def test_bad_arguments_are_a_usage_error(args, capsys):
     assert exc.value.code == 2 and "usage:" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_a_request_is_bounded_by_its_timeout(app_server):
-    from gradio_client import Client
+def test_endpoints_are_read_from_the_apps_config_as_gradio_client_reads_them():
+    """State inputs are sent as null in their place; State and layout outputs are not shown to the caller."""
+    config = {"components": [{"id": 1, "type": "textbox"}, {"id": 2, "type": "state"}, {"id": 3, "type": "chatbot"},
+                             {"id": 4, "type": "html", "skip_api": True}, {"id": 5, "type": "dropdown"}],
+              "dependencies": [{"id": 7, "api_name": "ask", "inputs": [1, 5, 2], "outputs": [1, 3, 2, 4, 5]},
+                               {"id": 8, "api_name": None, "inputs": [], "outputs": [3]},
+                               {"id": 9, "api_name": "clear", "inputs": [], "outputs": [2, 3]}]}
+    found = endpoints_of(config)
+    assert sorted(found) == ["/ask", "/clear"]
+    ask = found["/ask"]
+    assert ask.fn_index == 7 and ask.payload(["q", "Hampshire"]) == ["q", "Hampshire", None]
+    assert ask.visible(["", ["chat"], "state", "<p>", "d"]) == ("", ["chat"], "d")
+    assert found["/clear"].visible(["state", ["chat"]]) == (["chat"],)
 
-    client = Client(app_server.url, verbose=False, download_files=False)
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["http", "gradio_client"])
+def test_a_request_is_bounded_by_its_timeout(app_server, kind):
+    from bench.load import connect, disconnect
+
+    client = connect(kind, app_server.url, None)
     try:
         with pytest.raises(TimeoutError, match="no reply within"):
             call(client, [QUESTION, "", "", "", None, None], "/ask", 0.05)
     finally:
-        client.close()
+        disconnect(client)
+
+
+@pytest.mark.slow
+def test_the_http_client_sees_what_gradio_client_sees(app_server):
+    """The same two-turn conversation through both clients: the same chat, sources panel and follow-up history,
+    so judge_reply judges both alike; and the HTTP client reports what the app refuses."""
+    from gradio_client import Client
+
+    reference = Client(app_server.url, verbose=False, download_files=False)
+    try:
+        with HttpSession(app_server.url) as http:
+            for turn, question in enumerate([QUESTION, "Who is better placed to deal with it?"], 1):
+                args = [question, "", "", "", None, None]
+                expected = reference.predict(*args, api_name="/ask")
+                got, first = call(http, args, "/ask", 60)
+                assert len(got) == len(expected) == 4
+                assert got[1] == expected[1] and got[2] == expected[2], turn  # chat and sources
+                assert judge_reply(got[1], got[2], 2 * turn) == judge_reply(expected[1], expected[2], 2 * turn)
+                assert first is None or first > 0
+            assert len(call(http, [], "/clear", 30)[0][0]) == 0  # the chat is empty again
+            with pytest.raises(AppError, match="no endpoint '/nonesuch'"):
+                http.call("/nonesuch", [], 5)
+            with pytest.raises(AppError, match="the app raised"):
+                http.call("/ask", [QUESTION], 30)  # too few inputs: the app refuses the event
+    finally:
+        reference.close()
 
 
 @pytest.mark.slow
@@ -114,6 +158,7 @@ def test_twenty_sessions_for_twenty_seconds_without_errors(app_server):
     data = report.to_dict()
     print("\n" + format_table(data))
     assert data["errors"] == 0, json.dumps(data["error_details"][:5], indent=1)
+    assert data["client"] == "http"  # the default: a client that leaves the cores to the app
     assert not report.unfinished
     assert [s.number for s in report.sessions if s.asks_done < 1] == []
     asks = [r for r in report.requests if r.endpoint == "ask"]
@@ -127,12 +172,13 @@ def test_twenty_sessions_for_twenty_seconds_without_errors(app_server):
 @pytest.mark.slow
 def test_command_line_starts_the_app_itself_and_writes_json(app_index_dir, embedder, tmp_path, capsys):
     out = tmp_path / "results" / "load.json"
-    code = main(["--index-dir", str(app_index_dir), "--sessions", "3", "--seconds", "3", "--out", str(out)],
-                embedder=embedder)
+    code = main(["--index-dir", str(app_index_dir), "--sessions", "3", "--seconds", "3", "--out", str(out),
+                 "--client", "gradio_client"], embedder=embedder)
     printed = capsys.readouterr().out
     assert code == 0, printed
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["mode"] == "in-process" and data["url"].startswith("http://127.0.0.1:")
+    assert data["client"] == "gradio_client"
     assert data["errors"] == 0 and data["sessions"] == 3 and data["endpoints"]["ask"]["requests"] >= 3
     assert data["machine"]["cores_logical"] >= 1 and set(data["machine"]["load_average_start"]) == {"1m", "5m", "15m"}
     assert data["app"]["index_dir"] == str(app_index_dir) and "**Decisions:** 5" in data["app"]["status"]

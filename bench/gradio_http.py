@@ -111,9 +111,12 @@ class HttpSession:
             raise AppError(f"the app has no endpoint {api_name!r} (it has {', '.join(sorted(self.endpoints))})")
         started = time.perf_counter()
         deadline = started + timeout
-        r = self._http.post(urljoin(self.api, "queue/join"), timeout=timeout,
-                            json={"data": endpoint.payload(args), "fn_index": endpoint.fn_index,
-                                  "session_hash": self.session_hash, "event_data": None, "trigger_id": None})
+        try:
+            r = self._http.post(urljoin(self.api, "queue/join"), timeout=timeout,
+                                json={"data": endpoint.payload(args), "fn_index": endpoint.fn_index,
+                                      "session_hash": self.session_hash, "event_data": None, "trigger_id": None})
+        except httpx.TimeoutException:
+            raise TimeoutError(f"no reply within {timeout:g} s") from None
         if r.status_code == 503:
             raise AppError("the app's queue is full")
         r.raise_for_status()
@@ -125,7 +128,7 @@ class HttpSession:
                                    timeout=httpx.Timeout(remaining)) as response:
                 response.raise_for_status()
                 for line in response.iter_lines():
-                    if time.perf_counter() > deadline:
+                    if time.perf_counter() > deadline:  # a reply after the timeout is a timeout too
                         raise TimeoutError(f"no reply within {timeout:g} s")
                     if not line.startswith("data:"):
                         continue

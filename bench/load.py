@@ -411,6 +411,7 @@ class LoadReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary, per-session counts, every error and every request."""
         from eval.run import git_state
+        from ingest.cpu import cpu_info
 
         asks = [s.asks_done for s in self.sessions]
         answered = sum(asks)
@@ -427,6 +428,7 @@ class LoadReport:
             "unfinished_sessions": self.unfinished,
             "targets": self.target_stats(),
             "machine": {
+                "cpu": cpu_info().to_dict(),
                 "cores_logical": os.cpu_count(), "cores_physical": _physical_cores(),
                 "platform": platform.platform(), "python": platform.python_version(),
                 "load_average_start": self.machine_start["load_average"],
@@ -605,7 +607,8 @@ def format_table(report: Mapping[str, Any]) -> str:
                          f"ask p50 {_s(lat['p50'])} s, p95 {_s(lat['p95'])} s")
     m = report["machine"]
     la0, la1 = m["load_average_start"], m["load_average_end"]
-    lines.append(f"machine: {m['cores_logical']} cores; load average (1 min) {la0['1m']:.2f} at start, "
+    cpu_model = (m.get("cpu") or {}).get("model", "CPU not recorded")
+    lines.append(f"machine: {cpu_model}, {m['cores_logical']} cores; load average (1 min) {la0['1m']:.2f} at start, "
                  f"{la1['1m']:.2f} at end; CPU busy {m['cpu_busy_percent_during_run']:.0f}% during the run")
     cpu = m.get("cpu_seconds_during_run") or {}
     if cpu:

@@ -183,6 +183,7 @@ def test_command_line_starts_the_app_itself_and_writes_json(app_index_dir, embed
     assert data["mode"] == "in-process" and data["url"].startswith("http://127.0.0.1:")
     assert data["client"] == "gradio_client"
     assert data["errors"] == 0 and data["sessions"] == 3 and data["endpoints"]["ask"]["requests"] >= 3
+    assert data["machine"]["cpu"]["model"] and "flags" in data["machine"]["cpu"]  # figures name their CPU
     assert data["machine"]["cores_logical"] >= 1 and set(data["machine"]["load_average_start"]) == {"1m", "5m", "15m"}
     assert data["app"]["index_dir"] == str(app_index_dir) and "**Decisions:** 5" in data["app"]["status"]
     assert "p95 s" in printed and "errors: 0" in printed

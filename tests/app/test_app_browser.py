@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import SAMPLE_DIR, build_index
 
 from ui.audit_log import read_jsonl
 
@@ -170,6 +171,30 @@ def browse_app(sample_index_dir, embedder, tmp_path_factory):
     _stop(running)
 
 
+@pytest.fixture(scope="module")
+def browse_app_pg(postgres_server, embedder, tmp_path_factory):
+    """The same app and rows with the catalog on a real PostgreSQL server (OMBUDS_CATALOG_URL): the samples
+    ingested into it, then the same 60 synthetic rows."""
+    from bench.browse import fill_catalog
+    from core.settings import load_settings
+    from ingest.catalog_pg import PgCatalog
+
+    from .conftest import _start, _stop, free_port
+
+    root = tmp_path_factory.mktemp("browse-app-pg")
+    url = postgres_server.create_database("browse_app_pg")
+    settings = load_settings(index_dir=root / "index", log_dir=root / "logs", host="127.0.0.1", port=free_port(),
+                             allow_upload=False, catalog_url=url)
+    report = build_index(settings, [SAMPLE_DIR], embedder)
+    assert report.failed == 0, report.failures
+    catalog = PgCatalog(url)
+    fill_catalog(catalog, SYNTHETIC_ROWS)
+    catalog.close()
+    running = _start(settings, embedder)
+    yield running
+    _stop(running)
+
+
 def open_browser_tab(page):
     page.get_by_role("tab", name="Browse decisions").click()
     page.wait_for_selector("#b-results .browse-table", state="visible")
@@ -183,7 +208,10 @@ def count_text(page):
     return page.inner_text("#b-results .browse-count")
 
 
-def test_browser_search_paging_csv_and_a_row_opens_the_viewer(browser, browse_app, test_output):
+@pytest.mark.parametrize("catalog", ["sqlite", "postgresql"])
+def test_browser_search_paging_csv_and_a_row_opens_the_viewer(browser, catalog, request, test_output):
+    """Everything a person does in the decisions browser, on the embedded catalog and on PostgreSQL alike."""
+    browse_app = request.getfixturevalue("browse_app" if catalog == "sqlite" else "browse_app_pg")
     page, outside = open_page(browser, browse_app.url)
     open_browser_tab(page)
     total = 5 + SYNTHETIC_ROWS
@@ -225,7 +253,7 @@ def test_browser_search_paging_csv_and_a_row_opens_the_viewer(browser, browse_ap
     page.wait_for_selector("#b-download", state="visible")
     with page.expect_download() as info:
         page.click("#b-download")
-    path = test_output / "browse-export.csv"
+    path = test_output / f"browse-export-{catalog}.csv"
     info.value.save_as(path)
     rows = list(csv.reader(path.open(encoding="utf-8")))
     assert rows[0][:5] == ["case_number", "council", "category", "outcome", "decision_date"]

@@ -17,8 +17,7 @@ from ingest.index import Index, open_index
 from rag.answer import NOT_FOUND, AnswerContext, ChatBackend, ExtractiveBackend, make_backend
 from rag.cite import CitationVerifier, StreamingVerifier, mark_uncited_sentences, supported_sentences
 from rag.evidence import SentenceEvidence, sentence_evidence
-from rag.policy import RULES, Candidate, PolicyDecision, candidate_features, load_model
-from rag.policy import uncovered_note
+from rag.policy import RULES, Candidate, PolicyDecision, candidate_features, load_model, uncovered_note
 from rag.policy import verdict as policy_verdict
 from rag.query import QueryAnalyser, coerce_history, expand_acronyms
 from rag.retrieve import HybridRetriever, Retrieval, RetrievalConfig

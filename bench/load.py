@@ -208,39 +208,51 @@ class Session:
         return sum(1 for r in self.requests if r.endpoint == "ask" and r.error is None)
 
 
-def call(client: Client | HttpSession, args: Sequence[Any], api_name: str, timeout: float) -> tuple[Any, float | None]:
+class ReferenceSession:
+    """gradio_client's Client behind HttpSession's interface (call, close), so a session does not care which it has.
+    No httpx timeout on the Client: its one event stream serves every call and must outlive a slow one; call()
+    bounds each request instead."""
+
+    def __init__(self, url: str, auth: tuple[str, str] | None):
+        from gradio_client import Client
+
+        self._client: Client = Client(url, verbose=False, auth=auth, download_files=False, analytics_enabled=False)
+
+    def call(self, api_name: str, args: Sequence[Any], timeout: float) -> tuple[Any, float | None]:
+        """(result, seconds to the first streamed update); TimeoutError after `timeout` seconds."""
+        started = time.perf_counter()
+        job = self._client.submit(*args, api_name=api_name)
+        first = None
+        deadline = started + timeout
+        while not job.done():
+            if first is None and job.outputs():
+                first = time.perf_counter() - started
+            if time.perf_counter() > deadline:
+                job.cancel()
+                raise TimeoutError(f"no reply within {timeout:g} s")
+            time.sleep(0.02)
+        return job.result(timeout=0), first
+
+    def close(self) -> None:
+        self._client.close()
+        self._client.executor.shutdown(wait=False, cancel_futures=True)
+
+
+LoadClient = HttpSession | ReferenceSession
+
+
+def call(client: LoadClient, args: Sequence[Any], api_name: str, timeout: float) -> tuple[Any, float | None]:
     """(result, seconds to the first streamed update) of one call; TimeoutError after `timeout` seconds."""
-    if isinstance(client, HttpSession):
-        return client.call(api_name, args, timeout)
-    started = time.perf_counter()
-    job = client.submit(*args, api_name=api_name)
-    first = None
-    deadline = started + timeout
-    while not job.done():
-        if first is None and job.outputs():
-            first = time.perf_counter() - started
-        if time.perf_counter() > deadline:
-            job.cancel()
-            raise TimeoutError(f"no reply within {timeout:g} s")
-        time.sleep(0.02)
-    return job.result(timeout=0), first
+    return client.call(api_name, args, timeout)
 
 
-def connect(kind: ClientKind, url: str, auth: tuple[str, str] | None) -> Client | HttpSession:
+def connect(kind: ClientKind, url: str, auth: tuple[str, str] | None) -> LoadClient:
     """A new session of the given client kind (reads the app's config; logs in when auth is given)."""
-    if kind == "http":
-        return HttpSession(url, auth)
-    from gradio_client import Client
-
-    # No httpx timeout here: the client's one event stream serves every call and must outlive a slow one;
-    # call() bounds each request instead.
-    return Client(url, verbose=False, auth=auth, download_files=False, analytics_enabled=False)
+    return HttpSession(url, auth) if kind == "http" else ReferenceSession(url, auth)
 
 
-def disconnect(client: Client | HttpSession) -> None:
+def disconnect(client: LoadClient) -> None:
     client.close()
-    if not isinstance(client, HttpSession):
-        client.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def run_session(number: int, url: str, t0: float, stop_at: float, timeout: float, auth: tuple[str, str] | None,

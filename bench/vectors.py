@@ -13,8 +13,9 @@ question-sentence similarity. The gold set's outcomes are shown not to move when
 
 Why emulation: no AVX2-only machine of this kind was available. qemu-user (Debian package `qemu-user`) with
 `-cpu Haswell` reports AVX2 and FMA and no AVX-512 to the program, so ONNX Runtime and OpenBLAS take their AVX2
-kernels (about 270x slower than native; the full gold evaluation crashes under qemu in numpy, which is why the
-vectors are compared instead).
+kernels (about 270x slower than native). The whole evaluation also runs under `-cpu EPYC-Rome-v2` with numpy's own
+AVX2 dispatch off (`NPY_DISABLE_CPU_FEATURES=X86_V3`: the emulator faults in numpy's AVX2 argpartition); see
+bench/NOTES.md §11. This command is the quick check: vectors only, no index.
 """
 
 from __future__ import annotations

@@ -244,7 +244,6 @@ SELECT c.chunk_id, scored.s FROM scored JOIN chunks c ON c.id = scored.chunk ORD
 _FILTERED = "WHERE p.chunk IN (SELECT c.id FROM chunks c JOIN decisions d ON d.doc_id = c.doc_id WHERE {where})"
 
 
-
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 

@@ -272,6 +272,7 @@ class Query:
     case_numbers: tuple[str, ...]
     filters: Filters
     inferred_filters: tuple[str, ...] = ()
+    survey: bool = False  # it asks across decisions ("Which complaints…", "How has the Ombudsman dealt with…")
 
 
 @dataclass(frozen=True, slots=True)

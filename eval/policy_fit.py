@@ -39,10 +39,12 @@ from rag.policy import (
     Candidate,
     RelevanceModel,
     WordStatistics,
+    cited_decisions,
     decide,
     load_model,
     shifted,
 )
+from rag.query import asks_across_decisions
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +126,8 @@ def question_outcomes(examined: Sequence[Examined], probs: dict[int, dict[str, f
             ps = probs.get(i, {})
             best = max(ps.values(), default=0.0)
             answered = best >= answer_t
-            top = max(ps, key=ps.get) if ps else None
-            chosen = [d for d, p in ps.items() if answered and (d == top or p >= cite_r * best)]
+            chosen = list(cited_decisions(ps, answer_t, cite_r, asks_across_decisions(e.question.question))
+                          ) if answered else []
         if not answered and not answerable:
             tp += 1
         elif not answered and answerable:

@@ -46,6 +46,7 @@ class AnswerContext:
     history: Sequence[Message] = field(default_factory=list)
     sentence_similarity: dict[str, float] = field(default_factory=dict)
     lookup: bool = False  # the question named its decision by case number: "what was decided" is its summary
+    survey: bool = False  # the question asks across decisions: each cited decision is shown with its summary
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,8 +186,8 @@ class ExtractiveBackend:
                     candidates.append(c)
         return candidates
 
-    def select(self, ctx: AnswerContext) -> list[_Candidate]:
-        """Score sentences against the question (words, intent, rank); pick the best, diverse ones."""
+    def _scored(self, ctx: AnswerContext) -> list[_Candidate]:
+        """The candidate sentences, each scored against the question and marked relevant or not."""
         q = stems(ctx.question)
         intents = question_intents(ctx.question)
         candidates = self._candidates(ctx)
@@ -220,11 +221,21 @@ class ExtractiveBackend:
             # A sentence must share a word with the question or be close to it in meaning to be shown.
             c.relevant = overlap > 0 or (meaning is not None and meaning >= MIN_SENTENCE_SIMILARITY) or (
                 ctx.lookup and c.doc_rank == 0 and c.section == "summary")
+        return candidates
 
+    def select(self, ctx: AnswerContext, max_sentences: int | None = None,
+               keep_ratio: float | None = None) -> list[_Candidate]:
+        """Score sentences against the question (words, intent, rank); pick the best, diverse ones (at most
+        max_sentences; a decision whose best sentence scores under keep_ratio x the best overall is dropped)."""
+        limit = self.max_sentences if max_sentences is None else max_sentences
+        keep = self.keep_ratio if keep_ratio is None else keep_ratio
+        candidates = self._scored(ctx)
+        if not candidates:
+            return []
         chosen: list[_Candidate] = []
         per_doc: dict[str, int] = {}
         pool = sorted(candidates, key=lambda c: -c.score)
-        while pool and len(chosen) < self.max_sentences:
+        while pool and len(chosen) < limit:
             best = max(pool, key=lambda c: c.score - 0.08 * per_doc.get(c.doc_id, 0))
             pool.remove(best)
             cap = self.per_decision + 1 if best.doc_rank == 0 else self.per_decision - 1
@@ -241,7 +252,7 @@ class ExtractiveBackend:
         # Decisions whose best sentence is far weaker than the best overall add noise, not evidence.
         top = max((c.score for c in chosen), default=0.0)
         best_of = {d: max(c.score for c in chosen if c.doc_id == d) for d in per_doc}
-        return [c for c in chosen if best_of[c.doc_id] >= self.keep_ratio * top]
+        return [c for c in chosen if best_of[c.doc_id] >= keep * top]
 
     def lead(self, chosen: Sequence[_Candidate], ctx: AnswerContext) -> _Candidate | None:
         """The sentence that answers what was asked, from the most relevant decision: the best-scoring one, with
@@ -258,15 +269,17 @@ class ExtractiveBackend:
 
     def compose(self, ctx: AnswerContext) -> str:
         """The answer text: first the sentence that answers, with its citation; then per decision (most relevant
-        first) a heading and the supporting sentences, each with its citation."""
+        first) a heading and the supporting sentences, each with its citation. A question asked across decisions
+        gets `digest` instead."""
+        if ctx.survey and not ctx.lookup:
+            return self.digest(ctx)
         chosen = self.select(ctx)
         if not chosen:
             return ""
         lead = self.lead(chosen, ctx)
         blocks = []
         if lead is not None:
-            prefix = f"{lead.previous} " if lead.previous else ""
-            blocks.append(f"**In short:** {prefix}{lead.text} {citation_label(ctx.decisions[lead.doc_id], lead.paragraph)}")
+            blocks.append(self._lead_line(lead, ctx))
         for doc_id in sorted({c.doc_id for c in chosen}, key=lambda d: min(c.doc_rank for c in chosen
                                                                             if c.doc_id == d)):
             decision = ctx.decisions[doc_id]
@@ -286,6 +299,41 @@ class ExtractiveBackend:
                 blocks.append("\n".join(lines))
             else:
                 blocks.append(lines[0])
+        return "\n\n".join(blocks)
+
+    @staticmethod
+    def _lead_line(lead: _Candidate, ctx: AnswerContext) -> str:
+        prefix = f"{lead.previous} " if lead.previous else ""
+        return f"**In short:** {prefix}{lead.text} {citation_label(ctx.decisions[lead.doc_id], lead.paragraph)}"
+
+    def digest(self, ctx: AnswerContext, summary_sentences: int = 3) -> str:
+        """The answer to a question asked across decisions ("Which complaints were upheld?", "How has the
+        Ombudsman dealt with ...?"): the sentence that answers from the most relevant decision, then every decision
+        the answer may use (the policy cited each as answering), most relevant first, each with its heading, what it
+        found and did (its summary, up to `summary_sentences` sentences) and its sentence closest to the question
+        that does not retell the complaint (the summary has). A decision without a summary shows its two closest
+        sentences. Measured in eval/NOTES.md ("Questions across
+        decisions"): the sentence-picked answer left out decisions and their findings."""
+        docs = list(dict.fromkeys(h.chunk.doc_id for h in ctx.hits if h.chunk.doc_id in ctx.decisions))
+        chosen = self.select(ctx, max_sentences=2 * len(docs) + self.max_sentences, keep_ratio=0.0)
+        if not docs:
+            return ""
+        lead = self.lead(chosen, ctx) if chosen else None
+        blocks = [self._lead_line(lead, ctx)] if lead is not None else []
+        shown = {(lead.doc_id, lead.paragraph, lead.text)} if lead is not None else set()
+        for doc_id in docs:
+            decision = ctx.decisions[doc_id]
+            lines = [decision_heading(decision)]
+            summary = [] if not decision.summary or addressed_to_a_model(decision.summary) else [
+                s for s in sentences_of(decision.summary) if (doc_id, 0, s) not in shown][:summary_sentences]
+            lines += [f"- {s} {citation_label(decision, 0)}" for s in summary]
+            closest = [c for c in chosen if c.doc_id == doc_id and c.paragraph != 0 and not (
+                summary and restates_complaint(c.text, c.section)) and (doc_id, c.paragraph, c.text) not in shown
+                       ][: 1 if summary else 2]
+            for c in closest:
+                lead_in = f"{c.previous} " if c.previous else ""
+                lines.append(f"- {lead_in}{c.text} {citation_label(decision, c.paragraph)}")
+            blocks.append("\n".join(lines))
         return "\n\n".join(blocks)
 
     def stream(self, ctx: AnswerContext) -> Iterator[str]:

@@ -133,7 +133,8 @@ class Assistant:
     def _answer_context(exam: Examination, messages: Sequence[Message]) -> AnswerContext:
         """What the answer backends are given for an examined question."""
         return AnswerContext(exam.query.standalone, exam.answer_hits, exam.decisions, messages,
-                             exam.evidence.similarity, lookup=bool(exam.retrieval.looked_up))
+                             exam.evidence.similarity, lookup=bool(exam.retrieval.looked_up),
+                             survey=exam.query.survey)
 
     # information -------------------------------------------------------------------------------
     def choices(self, column: str) -> list[str]:
@@ -214,7 +215,8 @@ class Assistant:
                                         self.index.catalog.count_chunks(), explicit,
                                         background=self.relevance.background)
         verdict = policy_verdict(self.relevance, candidates, retrieval, query.text,
-                                 named_cases=bool(query.case_numbers), uncovered=uncovered, explicit_filters=explicit)
+                                 named_cases=bool(query.case_numbers), uncovered=uncovered, explicit_filters=explicit,
+                                 survey=query.survey)
         return Examination(query, retrieval, decisions, evidence, candidates, verdict, notes, timings)
 
     def stream(self, question: str, filters: Filters | Mapping[str, Any] | None = None,

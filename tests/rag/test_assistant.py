@@ -47,6 +47,39 @@ def test_ico_rectification_answer_cites_the_decisions_that_say_so(assistant):
     assert "County Council — " in answer.text and "Closed after initial enquiries" in answer.text
 
 
+def test_a_question_across_decisions_shows_each_decision_that_answers_with_what_it_found(assistant):
+    question = "What has the Ombudsman said about data protection complaints?"
+    answer = assistant.ask(question)
+    assert not answer.abstained and answer.text.startswith("**In short:**")
+    exam = assistant.examine(question)
+    assert exam.query.survey
+    threshold = assistant.relevance.answer_threshold
+    cited = answer.cited_labels
+    assert len(cited) >= 2
+    blocks = answer.text.split("\n\n")[1:]
+    assert len(blocks) == len(cited)  # one block per cited decision, most relevant first
+    for label, block in zip(cited, blocks):
+        assert label in block.splitlines()[0]  # its heading: council, case, date, outcome
+        assert f"[{label} summary]" in answer.text  # what it found and did
+    for doc_id in exam.verdict.relevant:
+        assert exam.verdict.scores[doc_id] >= threshold  # each one judged to answer on its own
+    assert UNCITED_MARK not in answer.text and answer.fabricated_citations_removed == 0
+    # Asked of one matter, the same subject cites only the best decision and its near-ties.
+    one = assistant.examine("Why did the Ombudsman not investigate the complaint about data sharing?")
+    assert not one.query.survey and len(one.verdict.relevant) <= len(exam.verdict.relevant)
+
+
+def test_years_and_outcome_written_in_a_question_across_decisions_restrict_it_and_say_so(assistant):
+    answer = assistant.ask("Which Hampshire County Council decisions were made in 2024?")
+    assert answer.filters_applied.to_dict() == {"authority": "Hampshire County Council", "since": "2024-01-01",
+                                                "until": "2024-12-31"}
+    assert answer.text.startswith("_Filtered to council: Hampshire County Council; since 2024-01-01; until "
+                                  "2024-12-31 (taken from your question)._")
+    assert not answer.abstained and answer.cited_labels == ["24 005 748"]  # 20 011 198 (2021) is left out
+    upheld = assistant.ask("Which decisions were upheld?")
+    assert upheld.filters_applied.outcome == "Upheld" and set(upheld.cited_labels) <= {"18 009 917"}
+
+
 def test_every_case_number_in_an_answer_was_retrieved(assistant):
     for question in ["Did Staffordshire pay compensation for disclosing an address?",
                      "Who should a social worker's professionalism be reported to?",

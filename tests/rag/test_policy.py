@@ -13,6 +13,7 @@ from rag.policy import (
     MODEL_PATH,
     Candidate,
     RelevanceModel,
+    cited_decisions,
     decide,
     load_model,
     own_terms,
@@ -58,6 +59,15 @@ def test_decide_answers_from_the_decisions_likely_to_answer_and_cites_only_those
     verdict = decide([_c("a", 0.7), _c("b", 0.62, 1), _c("c", 0.4, 2)], _model())
     assert verdict.answer and verdict.relevant == ("a", "b") and verdict.reason is None
     assert set(verdict.scores) == {"a", "b", "c"}
+
+
+def test_a_question_across_decisions_cites_every_decision_that_answers_on_its_own():
+    candidates = [_c("a", 0.7), _c("b", 0.62, 1), _c("c", 0.52, 2), _c("d", 0.45, 3)]
+    # c's probability (0.60) is over the answer threshold (0.5) but under 0.8 x the best (0.98 x 0.8 = 0.79)
+    assert decide(candidates, _model()).relevant == ("a", "b")
+    assert decide(candidates, _model(), survey=True).relevant == ("a", "b", "c")
+    assert cited_decisions({"a": 0.9, "b": 0.55, "c": 0.4}, 0.5, 0.8, survey=True) == ("a", "b")
+    assert cited_decisions({"a": 0.9, "b": 0.55}, 0.5, 0.8) == ("a",)
 
 
 def test_decide_declines_with_a_reason_when_no_decision_addresses_the_question():

@@ -49,3 +49,68 @@ def test_a_question_that_stands_alone_ignores_the_history(analyser):
     history = [Message("user", "Did Staffordshire County Council disclose an address?")]
     q = analyser.analyse("When does the ICO handle rectification of records held by a council?", history=history)
     assert q.standalone == q.text and q.filters.authority is None
+
+
+@pytest.mark.parametrize("question", [
+    "Which complaints against Kessington County Council were upheld?",
+    "How has the Ombudsman dealt with complaints about noise nuisance?",
+    "What has the Ombudsman said about councils taking too long to deliver disabled facilities grants?",
+    "List Hampshire County Council decisions about children's services.",
+    "Were any noise complaints not upheld?",
+    "In which cases did the Ombudsman refuse to investigate because the person could go to court?",
+    "What remedies has the Ombudsman recommended when a child missed provision in an EHC plan?",
+])
+def test_questions_asked_across_decisions_are_recognised(analyser, question):
+    assert analyser.analyse(question).survey
+
+
+@pytest.mark.parametrize("question", [
+    "How much did Staffordshire agree to pay Miss X?",
+    "When does the ICO handle rectification?",
+    "What was the outcome of the complaint about the school transport panel?",  # one complaint, one decision
+    "Why did the Council refuse free transport for her son?",
+])
+def test_questions_about_one_matter_are_not(analyser, question):
+    assert not analyser.analyse(question).survey
+
+
+OUTCOMES = ["Upheld", "Not upheld", "Closed after initial enquiries"]
+
+
+@pytest.fixture
+def analyser_with_outcomes() -> QueryAnalyser:
+    return QueryAnalyser(lambda: AUTHORITIES, lambda: [], lambda: OUTCOMES)
+
+
+@pytest.mark.parametrize("question, written", [
+    ("Which complaints against Hampshire County Council were upheld?",
+     {"authority": "Hampshire County Council", "outcome": "Upheld"}),
+    ("Which complaints were closed after initial enquiries from 2023 onwards?",
+     {"outcome": "Closed after initial enquiries", "since": "2023-01-01"}),
+    ("Show upheld complaints decided in 2023 or 2024.", {"outcome": "Upheld", "since": "2023-01-01",
+                                                          "until": "2024-12-31"}),
+    ("What decisions were made between 2019 and 2021?", {"since": "2019-01-01", "until": "2021-12-31"}),
+    ("What did the Ombudsman decide about Staffordshire County Council before 2020?",
+     {"authority": "Staffordshire County Council", "until": "2019-12-31"}),
+    ("Which decisions about Riverside Care Homes Ltd were made in 2025?",
+     {"authority": "Riverside Care Homes Ltd", "since": "2025-01-01", "until": "2025-12-31"}),
+    ("List the decisions made since the start of 2024.", {"since": "2024-01-01"}),
+    # a yes/no question is answered by showing the decisions and their outcomes: no outcome filter
+    ("Were any noise complaints not upheld?", {}),
+    # a question about one matter is not restricted by what it asks about
+    ("Was the complaint about the 2023 school transport appeal upheld?", {}),
+])
+def test_outcomes_and_years_written_in_a_question_across_decisions_become_filters(analyser_with_outcomes, question,
+                                                                                    written):
+    query = analyser_with_outcomes.analyse(question)
+    assert query.filters.to_dict() == written
+    assert set(query.inferred_filters) == set(written)
+
+
+def test_filters_set_by_the_person_win_over_the_question(analyser_with_outcomes):
+    from core.types import Filters
+
+    query = analyser_with_outcomes.analyse("Which complaints were upheld in 2023?",
+                                           Filters(outcome="Not upheld", since="2020-01-01"))
+    assert query.filters.to_dict() == {"outcome": "Not upheld", "since": "2020-01-01"}
+    assert query.inferred_filters == ()

@@ -273,6 +273,7 @@ class Query:
     filters: Filters
     inferred_filters: tuple[str, ...] = ()
     survey: bool = False  # it asks across decisions ("Which complaints…", "How has the Ombudsman dealt with…")
+    listing: bool = False  # it asks across decisions and names nothing but its filters ("List X's 2024 decisions")
 
 
 @dataclass(frozen=True, slots=True)

@@ -344,6 +344,13 @@ class Catalog:
         with self._lock:
             return [r[0] for r in self._conn.execute(f"SELECT doc_id FROM decisions d WHERE {where}", params)]
 
+    def newest_matching(self, filters: Filters, limit: int) -> list[str]:
+        """Document ids these filters allow, the newest decisions first (undated last), at most `limit`."""
+        where, params = self.filter_sql(filters)
+        with self._lock:
+            return [r[0] for r in self._conn.execute(f"SELECT doc_id FROM decisions d WHERE {where} {NEWEST_FIRST} "
+                                                     "LIMIT ?", [*params, limit])]
+
     def document_frequency(self, terms: Sequence[str]) -> dict[str, int]:
         """How many chunks contain each (stemmed) term, from the FTS5 vocabulary (absent terms are left out).
 
@@ -514,6 +521,10 @@ class Catalog:
             self._conn.execute("DELETE FROM meta WHERE key != 'schema_version'")
             self._conn.execute("COMMIT")
 
+
+
+# Newest decisions first, undated ones last, ties by document id: the same order in SQLite and PostgreSQL.
+NEWEST_FIRST = "ORDER BY d.decision_date IS NULL, d.decision_date DESC, d.doc_id"
 
 
 def filter_sql(filters: Filters, alias: str = "d", mark: str = "?") -> tuple[str, list[Any]]:

@@ -47,6 +47,7 @@ class AnswerContext:
     sentence_similarity: dict[str, float] = field(default_factory=dict)
     lookup: bool = False  # the question named its decision by case number: "what was decided" is its summary
     survey: bool = False  # the question asks across decisions: each cited decision is shown with its summary
+    listing: bool = False  # the hits are the decisions the question's filters select, newest first: list them
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,24 +313,27 @@ class ExtractiveBackend:
         the answer may use (the policy cited each as answering), most relevant first, each with its heading, what it
         found and did (its summary, up to `summary_sentences` sentences) and its sentence closest to the question
         that does not retell the complaint (the summary has). A decision without a summary shows its two closest
-        sentences. Measured in eval/NOTES.md ("Questions across
-        decisions"): the sentence-picked answer left out decisions and their findings."""
+        sentences. Measured in eval/NOTES.md ("Questions across decisions"): the sentence-picked answer left out
+        decisions and their findings. A listing (`ctx.listing`: the decisions the question's filters select) is
+        the list itself, each decision with its whole summary (up to 5 sentences), as a search result shows a
+        headnote: no lead and no closest sentence, which the words of a list of filters cannot choose."""
         docs = list(dict.fromkeys(h.chunk.doc_id for h in ctx.hits if h.chunk.doc_id in ctx.decisions))
         chosen = self.select(ctx, max_sentences=2 * len(docs) + self.max_sentences, keep_ratio=0.0)
         if not docs:
             return ""
-        lead = self.lead(chosen, ctx) if chosen else None
+        lead = self.lead(chosen, ctx) if chosen and not ctx.listing else None
         blocks = [self._lead_line(lead, ctx)] if lead is not None else []
         shown = {(lead.doc_id, lead.paragraph, lead.text)} if lead is not None else set()
         for doc_id in docs:
             decision = ctx.decisions[doc_id]
             lines = [decision_heading(decision)]
             summary = [] if not decision.summary or addressed_to_a_model(decision.summary) else [
-                s for s in sentences_of(decision.summary) if (doc_id, 0, s) not in shown][:summary_sentences]
+                s for s in sentences_of(decision.summary) if (doc_id, 0, s) not in shown
+            ][: 5 if ctx.listing else summary_sentences]
             lines += [f"- {s} {citation_label(decision, 0)}" for s in summary]
             closest = [c for c in chosen if c.doc_id == doc_id and c.paragraph != 0 and not (
                 summary and restates_complaint(c.text, c.section)) and (doc_id, c.paragraph, c.text) not in shown
-                       ][: 1 if summary else 2]
+                       ][: (0 if ctx.listing else 1) if summary else 2]
             for c in closest:
                 lead_in = f"{c.previous} " if c.previous else ""
                 lines.append(f"- {lead_in}{c.text} {citation_label(decision, c.paragraph)}")

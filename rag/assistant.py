@@ -133,8 +133,9 @@ class Assistant:
     def _answer_context(exam: Examination, messages: Sequence[Message]) -> AnswerContext:
         """What the answer backends are given for an examined question."""
         return AnswerContext(exam.query.standalone, exam.answer_hits, exam.decisions, messages,
-                             exam.evidence.similarity, lookup=bool(exam.retrieval.looked_up),
-                             survey=exam.query.survey)
+                             exam.evidence.similarity,
+                             lookup=bool(exam.retrieval.looked_up) and not exam.retrieval.listed,
+                             survey=exam.query.survey, listing=exam.retrieval.listed)
 
     # information -------------------------------------------------------------------------------
     def choices(self, column: str) -> list[str]:
@@ -200,6 +201,11 @@ class Assistant:
             notes.append(f"Filtered to {query.filters.describe()} (taken from your question).")
         if retrieval.missing_cases:
             notes.append("Not in the index: case " + ", ".join(retrieval.missing_cases) + ".")
+        if retrieval.listed:
+            shown, total = len(retrieval.looked_up), retrieval.filter_matches or 0
+            notes.append(f"The {shown} newest of the {total} decisions these filters select; the decisions browser "
+                         "lists them all." if total > shown else
+                         f"Every decision these filters select ({total}), newest first.")
         decisions = self.index.catalog.decisions([h.chunk.doc_id for h in retrieval.hits])
         uncovered = None if retrieval.looked_up or retrieval.filters_match_nothing else self._uncovered(query)
         if uncovered:

@@ -56,6 +56,7 @@ class Retrieval:
     filters: Filters
     filter_matches: int | None = None
     looked_up: list[str] = field(default_factory=list)
+    listed: bool = False  # looked_up holds the newest decisions the filters select (a listing question)
     missing_cases: list[str] = field(default_factory=list)
     max_similarity: float | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -165,7 +166,7 @@ class HybridRetriever:
         result = Retrieval(hits=[], ranked_docs=[], filters=query.filters)
         if query.filters.active:
             result.filter_matches = self.catalog.count_matching(query.filters)
-        found = self._find(query, result, timings)
+        found = self._find(query, result, timings, k)
         chunks = self.catalog.get_chunks(list(dict.fromkeys(found.lookup_order + found.order)))
         t = time.perf_counter()
         found.order = self._rerank(query.standalone, found.order, chunks)
@@ -173,7 +174,7 @@ class HybridRetriever:
             timings["rerank_ms"] = (time.perf_counter() - t) * 1000
         per_doc = self._group_per_decision(found, result.looked_up, chunks)
         result.ranked_docs = list(per_doc)
-        result.hits = self._select_hits(found, result.looked_up, per_doc, chunks, k)
+        result.hits = self._select_hits(found, result.looked_up, per_doc, chunks, k, result.listed)
         # The closest passage found by meaning (answer-or-decline signals are computed in rag/policy.py).
         sims = [h.dense_similarity for h in result.hits if "lookup" not in h.retrievers and
                 h.dense_similarity is not None]
@@ -182,11 +183,15 @@ class HybridRetriever:
         result.timings_ms = timings
         return result
 
-    def _find(self, query: Query, result: Retrieval, timings: dict[str, float]) -> _Found:
-        """1. Case numbers: looked up first, always (searched within those decisions). 2. The open search,
-        unless the filters exclude everything."""
+    def _find(self, query: Query, result: Retrieval, timings: dict[str, float], k: int) -> _Found:
+        """1. Case numbers: looked up first, always (searched within those decisions); for a listing question,
+        the k newest decisions its filters select instead. 2. The open search, unless the filters exclude
+        everything."""
         found = _Found()
         looked_up = self.catalog.docs_by_case_number(query.case_numbers) if query.case_numbers else []
+        if query.listing and not looked_up and result.filter_matches:
+            looked_up = self.catalog.newest_matching(query.filters, k)
+            result.listed = True
         result.looked_up = looked_up
         known = set(looked_up)
         result.missing_cases = [c for c in query.case_numbers if c.replace(" ", "-") not in known and c not in known]
@@ -225,12 +230,13 @@ class HybridRetriever:
         return {doc: per_doc[doc] for doc in order}
 
     def _select_hits(self, found: _Found, looked_up: list[str], per_doc: dict[str, list[str]],
-                     chunks: dict[str, Chunk], k: int) -> list[Hit]:
-        """At most max_chunks_per_decision chunks per decision (4 for one asked about by case number), k in all
-        (a looked-up decision's chunks always)."""
+                     chunks: dict[str, Chunk], k: int, listed: bool = False) -> list[Hit]:
+        """At most max_chunks_per_decision chunks per decision (4 for one asked about by case number; 1 for each
+        decision a listing question lists, so that all of them are shown), k in all (a looked-up decision's chunks
+        always)."""
         hits: list[Hit] = []
         for doc, ids in per_doc.items():
-            cap = max(self.config.max_chunks_per_decision, 4) if doc in looked_up else \
+            cap = (1 if listed else max(self.config.max_chunks_per_decision, 4)) if doc in looked_up else \
                 self.config.max_chunks_per_decision
             for cid in ids[:cap]:
                 if len(hits) >= k and doc not in looked_up:

@@ -80,6 +80,20 @@ def test_years_and_outcome_written_in_a_question_across_decisions_restrict_it_an
     assert upheld.filters_applied.outcome == "Upheld" and set(upheld.cited_labels) <= {"18 009 917"}
 
 
+def test_a_question_naming_only_filters_lists_the_decisions_they_select_newest_first(assistant):
+    answer = assistant.ask("List the Hampshire County Council decisions.")
+    exam = assistant.examine("List the Hampshire County Council decisions.")
+    assert exam.query.listing and exam.retrieval.listed
+    assert not answer.abstained and answer.cited_labels == ["24 005 748", "20 011 198"]  # 2024, then 2021
+    assert "_Every decision these filters select (2), newest first._" in answer.text
+    assert "**In short:**" not in answer.text  # the list is the answer
+    assert all("summary]" in line for line in answer.text.splitlines() if line.startswith("- "))
+    # more decisions than k: the newest k, and the note says how many there are
+    few = assistant.ask("List the decisions made before 2025.", k=2)
+    assert few.cited_labels == ["24 005 748", "23 009 429"]
+    assert "The 2 newest of the 4 decisions these filters select; the decisions browser lists them all." in few.text
+
+
 def test_every_case_number_in_an_answer_was_retrieved(assistant):
     for question in ["Did Staffordshire pay compensation for disclosing an address?",
                      "Who should a social worker's professionalism be reported to?",

@@ -24,6 +24,10 @@ def analyser() -> QueryAnalyser:
     ("Was there a case where the Ombudsman looked into it anyway?", "another"),
     ("Are there any other councils that did the same?", "another"),
     ("When does the ICO handle rectification?", None),
+    ("Was she offered anything else to help with the bill?", "same"),  # 10 words, but "she" opens it
+    ("What did the council have to change in how it handles those reviews?", "same"),  # "those reviews"
+    ("They stopped the cab that took my son to his special school and now just pay me petrol money.", None),
+    ("Is it fault if a council takes over a year to answer a complaint?", None),
     ("How long should a council take to finish an education, health and care plan after an assessment?", None),
 ])
 def test_follow_up_kinds(question, kind):
@@ -114,3 +118,21 @@ def test_filters_set_by_the_person_win_over_the_question(analyser_with_outcomes)
                                            Filters(outcome="Not upheld", since="2020-01-01"))
     assert query.filters.to_dict() == {"outcome": "Not upheld", "since": "2020-01-01"}
     assert query.inferred_filters == ()
+
+
+@pytest.mark.parametrize("question, filters, listing", [
+    ("Which complaints against Hampshire County Council were upheld?", None, True),
+    ("List the Riverside Care Homes Ltd decisions made from 2022 onwards.", None, True),
+    ("What did the Ombudsman decide about Staffordshire County Council before 2020?", None, True),
+    ("List Hampshire County Council decisions about children's services.", {"category": "Children's care services"},
+     True),  # its subject is the category the person chose
+    ("List Hampshire County Council decisions about children's services.", None, False),  # a subject beyond filters
+    ("Which complaints against Hampshire County Council about data sharing were upheld?", None, False),
+    ("How has the Ombudsman dealt with complaints about noise?", None, False),  # no filter at all
+    ("What did Hampshire County Council agree to pay?", None, False),  # about one matter
+])
+def test_a_question_naming_nothing_but_its_filters_asks_for_the_decisions_they_select(analyser_with_outcomes, question,
+                                                                                     filters, listing):
+    from core.types import Filters
+
+    assert analyser_with_outcomes.analyse(question, Filters.from_dict(filters)).listing is listing

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 from core.casenum import case_number_slug
 from core.text import category_path
 from core.types import Answer, Citation, Filters, Hit
+from rag.browse import BrowseQuery
 from rag.cite import UNCITED_MARK
 from ui.format import (
     card_id,
@@ -31,6 +32,7 @@ from ui.format import (
     safe_url,
 )
 from ui.templating import render
+from ui.viewer import browse_href
 
 SNIPPET_CHARS = 420
 
@@ -221,13 +223,14 @@ def link_case_numbers(body: str, refs: Mapping[str, str]) -> str:
 
 def answer_markdown(answer: Answer, turn: int) -> str:
     """The assistant message for a finished answer: escaped text, linked markers and case numbers, the filters
-    it used."""
+    it used with a link that opens them in the decisions browser."""
     body = link_markers(answer.text, citation_targets(answer, turn))
     body = link_case_numbers(body, decision_refs(answer))
     body = body.replace(UNCITED_MARK, "_(no citation)_")
     wording = describe_filters(answer.filters_applied, answer.inferred_filters)
     if wording:
-        body += f"\n\n_Filters used: {escape_markdown(wording)}_"
+        href = browse_href(BrowseQuery(filters=answer.filters_applied))
+        body += f"\n\n_Filters used: {escape_markdown(wording)}_ — [every decision they select]({href})"
     return body
 
 

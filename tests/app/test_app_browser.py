@@ -323,6 +323,25 @@ def test_a_case_number_in_a_declined_answers_list_opens_the_decision(browser, ap
     page.close()
 
 
+def test_a_listing_answer_links_to_every_decision_its_filters_select(browser, app_server):
+    page, outside = open_page(browser, app_server.url)
+    ask(page, "List the Hampshire County Council decisions.")
+    chat = page.inner_text("#chat")
+    assert "Every decision these filters select (2), newest first." in chat
+    assert chat.index("24 005 748") < chat.index("20 011 198")  # 2024 before 2021
+    link = page.locator("#chat a[href^='?view=browse']").last
+    assert link.get_attribute("href") == "?view=browse&authority=Hampshire+County+Council"
+    assert link.get_attribute("target") == "_blank"  # the chat stays; the browser opens beside it
+    with page.context.expect_page() as opened:
+        link.click()
+    tab = opened.value
+    tab.wait_for_selector("#b-results .browse-table", state="visible")
+    assert table_labels(tab) == ["24 005 748", "20 011 198"]
+    assert "council: Hampshire County Council" in count_text(tab) and outside == []
+    tab.close()
+    page.close()
+
+
 def test_shared_links_open_a_decision_or_a_search(browser, app_server):
     # a shared link opens the viewer, not the chat: wait for the decision, not for the question box
     page, outside = open_page(browser, app_server.url + "?case=23-009-429&para=8", ready="#viewer .viewer[data-ref]")

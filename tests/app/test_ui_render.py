@@ -145,7 +145,8 @@ def test_uncited_sentences_and_filters_shown_with_the_answer():
                          filters=Filters(outcome="Upheld"))
     message = answer_markdown(answer, 1)
     assert "Unsupported claim. _(no citation)_ Supported. [002_abc ¶12](#src-1-002-abc-p12)" in message
-    assert message.endswith("\n\n_Filters used: outcome: Upheld_")
+    assert message.endswith("\n\n_Filters used: outcome: Upheld_ — [every decision they select]"
+                            "(?view=browse&outcome=Upheld)")
 
 
 def test_export_markdown_has_questions_answers_and_citations():

@@ -55,7 +55,7 @@ def asks_across_decisions(question: str) -> bool:
 # upheld?" asks about an outcome, and must not be restricted to it. Measured in eval/NOTES.md ("Filters written
 # in the question"): the dev split's filter questions typed without the filter controls.
 _YEAR = r"((?:19|20)\d\d)"
-_YEAR_RANGES: tuple[tuple[re.Pattern[str], Callable[[int, int], tuple[int | None, int | None]]], ...] = (
+_YEAR_RANGES: tuple[tuple[re.Pattern[str], Callable[[int, int], tuple[int, int]]], ...] = (
     (re.compile(rf"\bbetween {_YEAR} and {_YEAR}\b", re.I), lambda a, b: (a, b)),
     (re.compile(rf"\b(?:in|during|from) {_YEAR} (?:or|and|to|until|-|–) {_YEAR}\b", re.I), lambda a, b: (a, b)),
 )
@@ -76,9 +76,11 @@ _YES_NO = re.compile(r"^\s*(?:were|are|was|is|have|has|did|do|does|any)\b", re.I
 
 def years_asked(question: str) -> tuple[dt.date | None, dt.date | None]:
     """The span of decision dates a question names in whole years: (first day, last day), None where open."""
+    first: int | None
+    last: int | None
     for pattern, span in _YEAR_RANGES:
         if m := pattern.search(question):
-            first, last = span(int(m.group(1)), int(m.group(2)))
+            first, last = sorted(span(int(m.group(1)), int(m.group(2))))  # "between 2021 and 2019" too
             break
     else:
         for pattern, bound in _YEAR_BOUNDS:

@@ -99,6 +99,7 @@ def analyser_with_outcomes() -> QueryAnalyser:
     ("Which decisions about Riverside Care Homes Ltd were made in 2025?",
      {"authority": "Riverside Care Homes Ltd", "since": "2025-01-01", "until": "2025-12-31"}),
     ("List the decisions made since the start of 2024.", {"since": "2024-01-01"}),
+    ("Which decisions were made between 2021 and 2019?", {"since": "2019-01-01", "until": "2021-12-31"}),
     # a yes/no question is answered by showing the decisions and their outcomes: no outcome filter
     ("Were any noise complaints not upheld?", {}),
     # a question about one matter is not restricted by what it asks about

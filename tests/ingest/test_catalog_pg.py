@@ -169,8 +169,11 @@ def test_assistant_on_postgresql_answers_citing_the_decision(pg_index, pg_settin
     pg_index.close()
     with Assistant.from_settings(pg_settings) as assistant:
         answer = assistant.ask("When does the ICO handle rectification?")
+        listing = assistant.ask("List the Hampshire County Council decisions.")
     assert not answer.abstained
     assert "24 005 748" in answer.cited_labels and set(answer.cited_labels) <= ICO_ANSWERS
+    # a listing comes from the catalog: the council's decisions, newest first, as on SQLite
+    assert listing.cited_labels == ["24 005 748", "20 011 198"]
 
 
 def test_a_version_1_catalog_migrates_and_its_decisions_are_browsable(catalog_url, sqlite_catalog, monkeypatch):

@@ -338,18 +338,12 @@ class Catalog:
         with self._lock:
             return self._conn.execute(f"SELECT count(*) FROM decisions d WHERE {where}", params).fetchone()[0]
 
-    def doc_ids_matching(self, filters: Filters) -> list[str]:
-        """Document ids these filters allow."""
-        where, params = self.filter_sql(filters)
-        with self._lock:
-            return [r[0] for r in self._conn.execute(f"SELECT doc_id FROM decisions d WHERE {where}", params)]
-
-    def newest_matching(self, filters: Filters, limit: int) -> list[str]:
+    def doc_ids_matching(self, filters: Filters, limit: int | None = None) -> list[str]:
         """Document ids these filters allow, the newest decisions first (undated last), at most `limit`."""
         where, params = self.filter_sql(filters)
+        sql, params = limited(f"SELECT doc_id FROM decisions d WHERE {where} {NEWEST_FIRST}", params, limit, "?")
         with self._lock:
-            return [r[0] for r in self._conn.execute(f"SELECT doc_id FROM decisions d WHERE {where} {NEWEST_FIRST} "
-                                                     "LIMIT ?", [*params, limit])]
+            return [r[0] for r in self._conn.execute(sql, params)]
 
     def document_frequency(self, terms: Sequence[str]) -> dict[str, int]:
         """How many chunks contain each (stemmed) term, from the FTS5 vocabulary (absent terms are left out).
@@ -525,6 +519,11 @@ class Catalog:
 
 # Newest decisions first, undated ones last, ties by document id: the same order in SQLite and PostgreSQL.
 NEWEST_FIRST = "ORDER BY d.decision_date IS NULL, d.decision_date DESC, d.doc_id"
+
+
+def limited(sql: str, params: list[Any], limit: int | None, mark: str) -> tuple[str, list[Any]]:
+    """The query with `LIMIT limit` added when a limit is given (`mark`: the driver's placeholder)."""
+    return (f"{sql} LIMIT {mark}", [*params, limit]) if limit is not None else (sql, params)
 
 
 def filter_sql(filters: Filters, alias: str = "d", mark: str = "?") -> tuple[str, list[Any]]:

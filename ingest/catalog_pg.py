@@ -43,7 +43,7 @@ import psycopg
 from core.errors import IndexBusyError, IndexStateError
 from core.settings import redact_url
 from core.types import Chunk, Decision, Filters
-from ingest.catalog import NEWEST_FIRST, CatalogStats, DecisionState, filter_sql, prune_common_terms
+from ingest.catalog import NEWEST_FIRST, CatalogStats, DecisionState, filter_sql, limited, prune_common_terms
 from ingest.sentences import SentenceVectors
 
 log = logging.getLogger(__name__)
@@ -522,16 +522,11 @@ class PgCatalog:
         where, params = self.filter_sql(filters)
         return int(self._one(f"SELECT count(*) FROM decisions d WHERE {where}", params)[0])
 
-    def doc_ids_matching(self, filters: Filters) -> list[str]:
-        """Document ids these filters allow."""
-        where, params = self.filter_sql(filters)
-        return [r[0] for r in self._rows(f"SELECT doc_id FROM decisions d WHERE {where}", params)]
-
-    def newest_matching(self, filters: Filters, limit: int) -> list[str]:
+    def doc_ids_matching(self, filters: Filters, limit: int | None = None) -> list[str]:
         """Document ids these filters allow, the newest decisions first (undated last), at most `limit`."""
         where, params = self.filter_sql(filters)
-        return [r[0] for r in self._rows(f"SELECT doc_id FROM decisions d WHERE {where} {NEWEST_FIRST} LIMIT %s",
-                                         [*params, limit])]
+        return [r[0] for r in self._rows(*limited(f"SELECT doc_id FROM decisions d WHERE {where} {NEWEST_FIRST}",
+                                                  params, limit, "%s"))]
 
     def document_frequency(self, terms: Sequence[str]) -> dict[str, int]:
         """How many chunks contain each (Porter-stemmed) term, through the (first) lexeme PostgreSQL makes of it

@@ -318,9 +318,9 @@ class ExtractiveBackend:
         the list itself, each decision with its whole summary (up to 5 sentences), as a search result shows a
         headnote: no lead and no closest sentence, which the words of a list of filters cannot choose."""
         docs = list(dict.fromkeys(h.chunk.doc_id for h in ctx.hits if h.chunk.doc_id in ctx.decisions))
-        chosen = self.select(ctx, max_sentences=2 * len(docs) + self.max_sentences, keep_ratio=0.0)
         if not docs:
             return ""
+        chosen = self.select(ctx, max_sentences=2 * len(docs) + self.max_sentences, keep_ratio=0.0)
         lead = self.lead(chosen, ctx) if chosen and not ctx.listing else None
         blocks = [self._lead_line(lead, ctx)] if lead is not None else []
         shown = {(lead.doc_id, lead.paragraph, lead.text)} if lead is not None else set()

@@ -325,7 +325,7 @@ def cited_decisions(scores: Mapping[str, float], answer_threshold: float, cite_r
                     survey: bool = False) -> tuple[str, ...]:
     """The decisions an answer cites, most likely first (scores: doc_id -> probability that it answers).
 
-    A question about one matter cites the best decision and its near-ties (probability at least `cite_ratio` x
+    Ties keep the order of `scores`. A question about one matter cites the best decision and its near-ties (probability at least `cite_ratio` x
     the best: fitted by F0.5, precision counting double). A question asked across decisions (`survey`: "Which
     complaints were upheld?", "How has the Ombudsman dealt with ...?", rag.query.asks_across_decisions) is
     answered by every decision that answers it, so it also cites each decision whose own probability reaches the
@@ -346,14 +346,11 @@ def decide(candidates: Sequence[Candidate], model: RelevanceModel, filtered: boo
     (cited_decisions)."""
     if not candidates:
         return PolicyDecision(False, RULES["no_hits"], (), {}, model.version)
-    scores = {c.doc_id: model.probability(c.features) for c in candidates}
-    rank = {c.doc_id: c.rank for c in candidates}
-    best = max(scores.values())
+    scores = {c.doc_id: model.probability(c.features) for c in sorted(candidates, key=lambda c: c.rank)}
     needed = model.filtered_answer_threshold if filtered else model.answer_threshold
-    if best < needed:
+    if max(scores.values()) < needed:
         return PolicyDecision(False, RULES["no_decision_addresses"], (), scores, model.version)
-    ordered = dict(sorted(scores.items(), key=lambda kv: (-kv[1], rank[kv[0]])))
-    return PolicyDecision(True, None, cited_decisions(ordered, needed, model.cite_ratio, survey), scores,
+    return PolicyDecision(True, None, cited_decisions(scores, needed, model.cite_ratio, survey), scores,
                           model.version)
 
 

@@ -190,7 +190,7 @@ class HybridRetriever:
         found = _Found()
         looked_up = self.catalog.docs_by_case_number(query.case_numbers) if query.case_numbers else []
         if query.listing and not looked_up and result.filter_matches:
-            looked_up = self.catalog.newest_matching(query.filters, k)
+            looked_up = self.catalog.doc_ids_matching(query.filters, k)
             result.listed = True
         result.looked_up = looked_up
         known = set(looked_up)

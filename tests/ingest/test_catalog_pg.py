@@ -84,12 +84,12 @@ def test_lexical_search_and_filters(pg_index, sqlite_catalog):
     assert chunks and {c.doc_id for c in chunks.values()} <= allowed
     assert pg.count_matching(Filters(since="2030-01-01")) == 0
     # a listing question's decisions: newest first (undated last), the same order in both catalogs
-    newest = pg.newest_matching(Filters(), 10)
-    assert newest == sqlite_catalog.newest_matching(Filters(), 10)
+    newest = pg.doc_ids_matching(Filters(), 10)
+    assert newest == sqlite_catalog.doc_ids_matching(Filters(), 10)
     assert set(newest) == set(pg.doc_ids_matching(Filters()))
     dates = [d.decision_date for d in map(pg.decisions(newest).get, newest)]
     assert [x for x in dates if x] == sorted([x for x in dates if x], reverse=True) and dates[-1] is None
-    assert pg.newest_matching(Filters(authority=authority), 1) == newest_of(pg, allowed)
+    assert pg.doc_ids_matching(Filters(authority=authority), 1) == newest_of(pg, allowed)
     # document frequency of the question's Porter stems, through PostgreSQL's lexemes
     stems = [stem(t) for t in terms]
     assert pg.document_frequency(stems).get("rectif") == sqlite_catalog.document_frequency(stems).get("rectif") > 0

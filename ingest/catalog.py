@@ -23,6 +23,7 @@ import numpy as np
 
 from core.errors import IndexBusyError, IndexStateError
 from core.text import (
+    category_path,
     query_terms,  # noqa: F401  (re-exported for callers)
     stem,
 )
@@ -322,6 +323,14 @@ class Catalog:
                 f"ORDER BY {column}").fetchall()
         return [r[0] for r in rows]
 
+    def category_paths(self) -> list[str]:
+        """Every category the index holds, and each of its subcategories as "Category > Subcategory"."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT DISTINCT category, subcategory FROM decisions WHERE category IS NOT NULL AND category != ''"
+            ).fetchall()
+        return category_paths(rows)
+
     def date_range(self) -> tuple[str | None, str | None]:
         """Earliest and latest decision dates (ISO)."""
         with self._lock:
@@ -519,6 +528,12 @@ class Catalog:
 
 # Newest decisions first, undated ones last, ties by document id: the same order in SQLite and PostgreSQL.
 NEWEST_FIRST = "ORDER BY d.decision_date IS NULL, d.decision_date DESC, d.doc_id"
+
+
+def category_paths(rows: Iterable[Sequence[Any]]) -> list[str]:
+    """(category, subcategory) rows -> each category and each "Category > Subcategory", sorted, once each."""
+    out = {category_path(c) for c, _ in rows} | {category_path(c, s) for c, s in rows if s}
+    return sorted(out)
 
 
 def limited(sql: str, params: list[Any], limit: int | None, mark: str) -> tuple[str, list[Any]]:

@@ -43,7 +43,15 @@ import psycopg
 from core.errors import IndexBusyError, IndexStateError
 from core.settings import redact_url
 from core.types import Chunk, Decision, Filters
-from ingest.catalog import NEWEST_FIRST, CatalogStats, DecisionState, filter_sql, limited, prune_common_terms
+from ingest.catalog import (
+    NEWEST_FIRST,
+    CatalogStats,
+    DecisionState,
+    category_paths,
+    filter_sql,
+    limited,
+    prune_common_terms,
+)
 from ingest.sentences import SentenceVectors
 
 log = logging.getLogger(__name__)
@@ -507,6 +515,11 @@ class PgCatalog:
         return [r[0] for r in self._rows(
             f"SELECT DISTINCT {column} COLLATE \"C\" AS v FROM decisions WHERE {column} IS NOT NULL AND "
             f"{column} != '' ORDER BY v")]
+
+    def category_paths(self) -> list[str]:
+        """Every category the index holds, and each of its subcategories as "Category > Subcategory"."""
+        return category_paths(self._rows("SELECT DISTINCT category, subcategory FROM decisions "
+                                         "WHERE category IS NOT NULL AND category != ''"))
 
     def date_range(self) -> tuple[str | None, str | None]:
         """Earliest and latest decision dates (ISO)."""

@@ -77,7 +77,7 @@ class Assistant:
         self._choices: dict[str, list[str]] = {}
         self.analyser = QueryAnalyser(lambda: self.choices("authority"), lambda: self.choices("category"),
                                       lambda: self.choices("outcome"), settings.max_question_chars,
-                                      settings.infer_authority_filter)
+                                      settings.infer_authority_filter, lambda: self.choices("category_path"))
         if reranker is None and settings.reranker_path:
             reranker = load_cross_encoder(settings.reranker_path)
         self.retriever = HybridRetriever(cat, index.store, index.embedder, RetrievalConfig.from_settings(settings),
@@ -139,10 +139,13 @@ class Assistant:
 
     # information -------------------------------------------------------------------------------
     def choices(self, column: str) -> list[str]:
-        """Distinct councils / categories / outcomes in the index (cached until refresh())."""
+        """Distinct councils / categories / outcomes in the index, or "category_path": every category and
+        "Category > Subcategory" (cached until refresh())."""
         with self._choices_lock:
             if column not in self._choices:
-                self._choices[column] = self.index.catalog.distinct(column)
+                catalog = self.index.catalog
+                self._choices[column] = (catalog.category_paths() if column == "category_path" else
+                                         catalog.distinct(column))
             return self._choices[column]
 
     def refresh(self) -> None:

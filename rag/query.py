@@ -114,6 +114,95 @@ def names_only_filters(question: str, filters: Filters) -> bool:
                for w in query_terms(question))
 
 
+# A category named beside what is asked for in a question asked across decisions ("Which housing complaints were
+# closed after initial enquiries?", "List the school transport decisions", "Show upheld adult social care complaints",
+# "complaints about homelessness") restricts it as the category control would. Only the words beside "complaints" /
+# "decisions" / "cases" name one: "What has the Ombudsman said about noise?" asks about noise wherever a decision was
+# filed (a nuisance, a planning enforcement), which a category filter would hide. Those words are matched to the
+# index's category names by the share of words they have in common (people say "children's services" for
+# "Children's care services"), and a name the question could mean more than one way is left alone ("planning" beside
+# both "Planning" and "Planning and development", "environmental" beside "Environmental services" and "Environment
+# and regulation", "housing benefit" beside "Housing"). Measured in eval/NOTES.md ("Categories named in the
+# question").
+_ASKED_FOR = frozenset(stem(w) for w in "complaints complaint decisions decision cases case investigations".split())
+_JOINING = frozenset("the a an and about on over into involving concerning regarding of for in to with".split())
+# Words that end the name before "complaints" ("Show upheld | adult social care complaints") or after "complaints
+# about" ("... about council tax | were upheld", "... | in 2024", "... | against X").
+_ENDS_NAME = frozenset(stem(w) for w in """
+which what any all list show give find were was are is have has had been be that where when made decided upheld
+closed not since from between before after during until by against did do does many recent latest newest some these
+those its their his her my our your how ombudsman
+""".split()) | _JOINING
+_MIN_SHARE = 0.5  # more than half the name's words are in the question's, and more than half the question's in it
+
+
+def category_asked(question: str, paths: Sequence[str]) -> str | None:
+    """The index's category or "Category > Subcategory" a question names beside "complaints" / "decisions", when
+    exactly one fits; None otherwise. paths: the index's categories (the catalog's category_paths)."""
+    named = _names_beside_asked_for(question)
+    if not named:
+        return None
+    scored = []
+    for path in paths:
+        parts = [p.strip() for p in path.split(">")]
+        words = set(_name_words(parts[-1]))
+        if not words or parts[-1].lower() == "other":
+            continue
+        share = max(min(len(_shared(words, n)) / len(words), len(_shared(n, words)) / len(n)) for n in named)
+        scored.append((share, len(parts), path, _name_words(parts[-1])))
+    scored.sort(key=lambda s: -s[0])
+    if not scored or scored[0][0] <= _MIN_SHARE or (len(scored) > 1 and scored[1][0] == scored[0][0]):
+        return None
+    share, level, path, words = scored[0]
+    if any(other_level == level and len(other) > len(words) and other[:len(words)] == words
+           for _, other_level, _, other in scored[1:]):
+        return None  # "Planning" beside "Planning and development"
+    return path
+
+
+def _names_beside_asked_for(question: str) -> list[set[str]]:
+    """The words just before "complaints" / "decisions" ("adult social care complaints") and just after
+    "complaints about" ("... about homelessness were upheld"): up to four each."""
+    words = [w.replace("’", "'") for w in re.findall(r"[\w'’]+", question.lower())]
+    # "councils' homelessness decisions": whose decisions, not what about (a council's own name is no category)
+    stems = [stem(w.split("'")[0]) for w in words if w and w.split("'")[0] and w not in _COUNCILS]
+    out = []
+    for i, s in enumerate(stems):
+        if s not in _ASKED_FOR:
+            continue
+        before: list[str] = []
+        for w in reversed(stems[max(0, i - 4):i]):  # "complaint handling decisions": a name may hold "complaint"
+            if w in _ENDS_NAME or w.isdigit():
+                break
+            before.insert(0, w)
+        after: list[str] = []
+        j = i + 1
+        while j < len(stems) and stems[j] in _JOINING:
+            j += 1
+        if j > i + 1:  # "complaints about ..." (not "complaints were upheld")
+            for w in stems[j:j + 4]:
+                if w in _ENDS_NAME or w in _ASKED_FOR or w.isdigit():
+                    break
+                after.append(w)
+        out.extend(n for n in (set(before), set(after)) if n)
+    return out
+
+
+_COUNCILS = frozenset({"councils", "councils'", "council's"})
+
+
+def _shared(name: set[str], asked: set[str]) -> set[str]:
+    """The name's words the question has, a stem counting when one begins the other ("environ"/"environment")."""
+    return {w for w in name if any(w == a or (min(len(w), len(a)) >= 5 and (w.startswith(a) or a.startswith(w)))
+                                   for a in asked)}
+
+
+def _name_words(text: str) -> list[str]:
+    """Stems of a name's words in order, without the words that join them ("Highways and transport")."""
+    words = (w.replace("’", "'").split("'")[0] for w in re.findall(r"[\w'’]+", text.lower()))
+    return [stem(w) for w in words if w and w not in _JOINING]
+
+
 def outcome_asked(question: str, outcomes: Sequence[str]) -> str | None:
     """The index's outcome a question names in full ("not upheld" before "upheld"), or None."""
     text = " ".join(question.lower().split())
@@ -270,8 +359,10 @@ class QueryAnalyser:
     """Turns a raw question (+ filters, + history) into a Query."""
 
     def __init__(self, authorities: Callable[[], Sequence[str]], categories: Callable[[], Sequence[str]],
-                 outcomes: Callable[[], Sequence[str]], max_chars: int = 2000, infer_authority: bool = True):
+                 outcomes: Callable[[], Sequence[str]], max_chars: int = 2000, infer_authority: bool = True,
+                 category_paths: Callable[[], Sequence[str]] = tuple):
         self._authorities = authorities
+        self._category_paths = category_paths
         self._categories = categories
         self._outcomes = outcomes
         self.max_chars = max_chars
@@ -324,9 +415,11 @@ class QueryAnalyser:
                      listing=survey and not cases and names_only_filters(text, filters))
 
     def _filters_written(self, text: str, filters: Filters, inferred: list[str]) -> Filters:
-        """The outcome and years a question asked across decisions names, where no filter control set them
+        """The category, outcome and years a question asked across decisions names, where no filter control set them
         (their names are added to `inferred`); a yes/no question ("Were any ... upheld?") keeps every outcome."""
         changes: dict[str, Any] = {}
+        if filters.category is None and (category := category_asked(text, self._category_paths())):
+            changes["category"] = category
         if filters.outcome is None and not _YES_NO.match(text) and (outcome := outcome_asked(text, self._outcomes())):
             changes["outcome"] = outcome
         if filters.since is None and filters.until is None:

@@ -62,6 +62,8 @@ def test_samples_on_postgresql_hold_what_sqlite_holds(pg_index, sqlite_catalog):
     assert pg.docs_by_case_number(["24 005 748"]) == sqlite_catalog.docs_by_case_number(["24 005 748"])
     for column in ("authority", "category", "outcome"):
         assert pg.distinct(column) == sqlite_catalog.distinct(column)
+    assert pg.category_paths() == sqlite_catalog.category_paths() == [
+        "Children's care services", "Children's care services > Child protection", "Children's care services > Other"]
     assert pg.date_range() == sqlite_catalog.date_range()
     assert pg_index.store.count() == pg.count_chunks()
 

@@ -229,3 +229,12 @@ def test_warm_up_loads_what_the_first_question_needs(make_settings, sample_index
         assert not a.index.embedder.loaded
         assert a.warm_up() > 0 and a.index.embedder.loaded
         assert not a.ask("When does the ICO handle rectification?").abstained
+
+
+def test_a_category_named_in_a_question_across_decisions_filters_it(assistant):
+    answer = assistant.ask("List Hampshire County Council decisions about children's services.")
+    assert answer.filters_applied.to_dict() == {"authority": "Hampshire County Council",
+                                                "category": "Children's care services"}
+    assert answer.text.startswith("_Filtered to council: Hampshire County Council; category: Children's care "
+                                  "services (taken from your question)._")
+    assert answer.cited_labels == ["24 005 748", "20 011 198"]  # the listing: both, newest first

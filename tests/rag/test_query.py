@@ -137,3 +137,50 @@ def test_a_question_naming_nothing_but_its_filters_asks_for_the_decisions_they_s
     from core.types import Filters
 
     assert analyser_with_outcomes.analyse(question, Filters.from_dict(filters)).listing is listing
+
+
+PATHS = ["Benefits and tax", "Benefits and tax > Council tax", "Benefits and tax > Housing benefit and council tax benefit",
+         "Children's care services", "Children's care services > Fostering", "Children's care services > Other",
+         "Corporate and other services > Complaint handling", "Education > School transport",
+         "Environment and regulation", "Environment and regulation > Noise", "Environmental services",
+         "Highways and transport > Blue badges", "Housing", "Housing > Council houses", "Housing > Homelessness",
+         "Planning", "Planning and development", "Transport and highways > Blue badges", "Adult care services"]
+
+
+@pytest.mark.parametrize("question, category", [
+    ("Which housing complaints were closed after initial enquiries?", "Housing"),
+    ("List the school transport decisions.", "Education > School transport"),
+    ("Which complaints about homelessness were upheld in 2024?", "Housing > Homelessness"),
+    ("Which council tax complaints were upheld?", "Benefits and tax > Council tax"),
+    ("Any complaint handling decisions about Hampshire County Council?",
+     "Corporate and other services > Complaint handling"),  # a name may hold "complaint"
+    ("List Hampshire County Council decisions about children's services.", "Children's care services"),  # said, not spelt
+    ("Show upheld adult social care complaints decided in 2023 or 2024.", "Adult care services"),
+    ("How has the Ombudsman dealt with complaints about councils' homelessness decisions?", "Housing > Homelessness"),
+    # names the question could mean more than one way are left alone
+    ("Which housing benefit complaints were upheld?", None),  # "Housing", or a longer name?
+    ("Which planning complaints were upheld?", None),  # "Planning" or "Planning and development"
+    ("Which blue badge complaints were upheld?", None),  # under two categories
+    ("Were any environmental complaints upheld?", None),  # "Environmental services" or "Environment and regulation"
+    # only words beside "complaints" / "decisions" name a category: noise is asked about wherever it was filed
+    ("What has the Ombudsman said about noise?", None),
+    ("Which complaints about other things were upheld?", None),  # "Other" is no category anyone asks for
+    ("Which complaints against Hampshire County Council were upheld?", None),
+])
+def test_a_category_named_beside_complaints_or_decisions(question, category):
+    from rag.query import category_asked
+
+    assert category_asked(question, PATHS) == category
+
+
+def test_a_category_written_in_a_question_across_decisions_becomes_a_filter():
+    from core.types import Filters
+
+    analyser = QueryAnalyser(lambda: AUTHORITIES, lambda: [], lambda: OUTCOMES, category_paths=lambda: PATHS)
+    query = analyser.analyse("Which housing complaints were closed after initial enquiries?")
+    assert query.filters.to_dict() == {"category": "Housing", "outcome": "Closed after initial enquiries"}
+    assert set(query.inferred_filters) == {"category", "outcome"} and query.listing  # the filters are the subject
+    chosen = analyser.analyse("Which housing complaints were upheld?", Filters(category="Planning"))
+    assert chosen.filters.category == "Planning" and "category" not in chosen.inferred_filters  # the person's wins
+    one = analyser.analyse("Was the council's handling of the housing complaint upheld?")  # about one matter
+    assert one.filters.category is None

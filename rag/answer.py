@@ -424,9 +424,12 @@ class ChatBackend:
         Paragraphs are chosen by relevance (the question's words and the closest sentence's meaning, with
         boilerplate sections discounted) and then listed in retrieval order, so a small window still gets
         the paragraphs that answer rather than the first ones of each chunk. A paragraph addressed to a
-        model ("Ignore previous instructions...") is left out: the model never reads it.
+        model ("Ignore previous instructions...") is left out: the model never reads it. A question asked across
+        decisions (`ctx.survey`, a listing) is answered decision by decision (prompts/answer.md), so each decision's
+        summary (what it found and did) comes first, whether or not its hit covered it.
         """
         q = stems(ctx.question)
+        across = ctx.survey or ctx.listing
         scored: list[tuple[float, int, str]] = []
         seen: set[tuple[str, int]] = set()
         for order, hit in enumerate(ctx.hits):
@@ -435,7 +438,10 @@ class ChatBackend:
                 continue
             date = display_date(decision.decision_date, iso=True)
             about = f"({decision.authority or 'council not stated'}, {date}, {decision.outcome or 'outcome not stated'})"
-            for number, text in hit_paragraphs(hit, decision):
+            paragraphs = hit_paragraphs(hit, decision)
+            if across and decision.summary:
+                paragraphs.insert(0, (0, decision.summary))
+            for number, text in paragraphs:
                 if (decision.doc_id, number) in seen or addressed_to_a_model(text):
                     continue
                 seen.add((decision.doc_id, number))
@@ -443,7 +449,7 @@ class ChatBackend:
                 words = stems(text)
                 overlap = len(words & q) / (len(q) or 1)
                 meaning = max((ctx.sentence_similarity.get(s, 0.0) for s in sentences_of(text)), default=0.0)
-                score = overlap + meaning + 0.2 / (1 + order)
+                score = overlap + meaning + 0.2 / (1 + order) + (2.0 if across and number == 0 else 0.0)
                 if any(b in section for b in _BOILERPLATE_SECTIONS):
                     score *= 0.4
                 scored.append((score, len(scored), f"{citation_label(decision, number)} {about} {text}"))

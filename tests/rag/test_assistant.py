@@ -238,3 +238,16 @@ def test_a_category_named_in_a_question_across_decisions_filters_it(assistant):
     assert answer.text.startswith("_Filtered to council: Hampshire County Council; category: Children's care "
                                   "services (taken from your question)._")
     assert answer.cited_labels == ["24 005 748", "20 011 198"]  # the listing: both, newest first
+
+
+def test_a_yes_no_listing_answers_yes_or_no_first_counted_in_the_catalog(assistant):
+    yes = assistant.ask("Were any Staffordshire County Council complaints upheld?")
+    assert yes.filters_applied.to_dict() == {"authority": "Staffordshire County Council"}  # no outcome filter
+    assert "**In short:** Yes: 1 of the 2 decisions these filters select was upheld. [18 009 917 summary]" in yes.text
+    assert yes.cited_labels == ["18 009 917"]  # the decision that was; the note says how many there are in all
+    assert "_Every decision these filters select that was upheld (1), newest first._" in yes.text
+    no = assistant.ask("Were any Hampshire County Council complaints upheld?")
+    assert "**In short:** No: none of the 2 decisions these filters select was upheld. [24 005 748 summary; " \
+           "20 011 198 summary]" in no.text
+    assert no.cited_labels == ["24 005 748", "20 011 198"]  # shown with their outcomes, which answer "no"
+    assert "(Closed after initial enquiries)" not in no.text and "; Closed after initial enquiries)" in no.text

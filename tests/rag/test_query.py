@@ -188,3 +188,17 @@ def test_a_category_written_in_a_question_across_decisions_becomes_a_filter():
     assert chosen.filters.category == "Planning" and "category" not in chosen.inferred_filters  # the person's wins
     one = analyser.analyse("Was the council's handling of the housing complaint upheld?")  # about one matter
     assert one.filters.category is None
+
+
+@pytest.mark.parametrize("question, outcome, listing", [
+    ("Were any complaints against Hampshire County Council upheld?", "Upheld", True),
+    ("Were any complaints against Hampshire County Council not upheld?", "Not upheld", True),  # the longer name
+    ("Were any complaints about data sharing against Hampshire County Council upheld?", "Upheld", False),  # a subject
+    ("Which complaints against Hampshire County Council were upheld?", None, True),  # the outcome is a filter
+    ("Was the complaint against Hampshire County Council upheld?", None, False),  # about one matter
+])
+def test_a_yes_no_question_across_decisions_keeps_the_outcome_it_asks_about(analyser_with_outcomes, question,
+                                                                            outcome, listing):
+    query = analyser_with_outcomes.analyse(question)
+    assert query.outcome_asked == outcome and query.listing is listing
+    assert query.filters.outcome is None or outcome is None  # asked about, never filtered by, in a yes/no question

@@ -326,9 +326,7 @@ class Catalog:
     def category_paths(self) -> list[str]:
         """Every category the index holds, and each of its subcategories as "Category > Subcategory"."""
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT DISTINCT category, subcategory FROM decisions WHERE category IS NOT NULL AND category != ''"
-            ).fetchall()
+            rows = self._conn.execute(CATEGORY_ROWS).fetchall()
         return category_paths(rows)
 
     def date_range(self) -> tuple[str | None, str | None]:
@@ -528,6 +526,9 @@ class Catalog:
 
 # Newest decisions first, undated ones last, ties by document id: the same order in SQLite and PostgreSQL.
 NEWEST_FIRST = "ORDER BY d.decision_date IS NULL, d.decision_date DESC, d.doc_id"
+
+
+CATEGORY_ROWS = "SELECT DISTINCT category, subcategory FROM decisions WHERE category IS NOT NULL AND category != ''"
 
 
 def category_paths(rows: Iterable[Sequence[Any]]) -> list[str]:

@@ -44,6 +44,7 @@ from core.errors import IndexBusyError, IndexStateError
 from core.settings import redact_url
 from core.types import Chunk, Decision, Filters
 from ingest.catalog import (
+    CATEGORY_ROWS,
     NEWEST_FIRST,
     CatalogStats,
     DecisionState,
@@ -518,8 +519,7 @@ class PgCatalog:
 
     def category_paths(self) -> list[str]:
         """Every category the index holds, and each of its subcategories as "Category > Subcategory"."""
-        return category_paths(self._rows("SELECT DISTINCT category, subcategory FROM decisions "
-                                         "WHERE category IS NOT NULL AND category != ''"))
+        return category_paths(self._rows(CATEGORY_ROWS))
 
     def date_range(self) -> tuple[str | None, str | None]:
         """Earliest and latest decision dates (ISO)."""

@@ -412,7 +412,7 @@ def listing_note(query: Query, retrieval: Retrieval) -> str:
     which = "decisions these filters select"
     if query.outcome_asked and retrieval.outcome_matches:
         total = retrieval.outcome_matches
-        which += f" that {'was' if total == 1 else 'were'} {query.outcome_asked.lower()}"
+        which += f" that {_had(total, query.outcome_asked)}"
     if total > shown:
         return f"The {shown} newest of the {total} {which}; the decisions browser lists them all."
     return f"Every {which.replace('decisions', 'decision', 1)} ({total}), newest first."
@@ -422,8 +422,12 @@ def yes_no_answer(query: Query, retrieval: Retrieval) -> str | None:
     """The answer to a yes/no listing ("Were any ... upheld?"), counted in the catalog; None for other questions."""
     if not (retrieval.listed and query.outcome_asked):
         return None
-    n, total, outcome = retrieval.outcome_matches or 0, retrieval.filter_matches or 0, query.outcome_asked.lower()
+    n, total = retrieval.outcome_matches or 0, retrieval.filter_matches or 0
     if not n:
-        return f"No: none of the {total} decisions these filters select was {outcome}."
-    return f"Yes: {n} of the {total} decisions these filters select {'was' if n == 1 else 'were'} {outcome}."
+        return f"No: none of the {total} decisions these filters select {_had(1, query.outcome_asked)}."
+    return f"Yes: {n} of the {total} decisions these filters select {_had(n, query.outcome_asked)}."
 
+
+def _had(n: int, outcome: str) -> str:
+    """"was upheld" / "were not upheld": what n decisions had."""
+    return f"{'was' if n == 1 else 'were'} {outcome.lower()}"

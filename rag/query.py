@@ -146,11 +146,12 @@ def category_asked(question: str, paths: Sequence[str]) -> str | None:
     scored = []
     for path in paths:
         parts = [p.strip() for p in path.split(">")]
-        words = set(_name_words(parts[-1]))
+        in_order = _name_words(parts[-1])
+        words = set(in_order)
         if not words or parts[-1].lower() == "other":
             continue
         share = max(min(len(_shared(words, n)) / len(words), len(_shared(n, words)) / len(n)) for n in named)
-        scored.append((share, len(parts), path, _name_words(parts[-1])))
+        scored.append((share, len(parts), path, in_order))
     scored.sort(key=lambda s: -s[0])
     if not scored or scored[0][0] <= _MIN_SHARE or (len(scored) > 1 and scored[1][0] == scored[0][0]):
         return None
@@ -167,9 +168,8 @@ def _names_beside_asked_for(question: str) -> list[set[str]]:
     ("highways and transport") passed over."""
     # "SEND complaints": the acronyms staff use for what a category spells out
     spelled = _ACRONYM_RE.sub(lambda m: ACRONYMS[m.group(1)], question)
-    words = [w.replace("’", "'") for w in re.findall(r"[\w'’]+", spelled.lower())]
     # "councils' homelessness decisions": whose decisions, not what about (a council's own name is no category)
-    stems = [stem(w.split("'")[0]) for w in words if w and w.split("'")[0] and w not in _COUNCILS]
+    stems = [stem(_before_apostrophe(w)) for w in _words(spelled) if _before_apostrophe(w) and w not in _COUNCILS]
     out = []
     for i, s in enumerate(stems):
         if s not in _ASKED_FOR:
@@ -208,8 +208,18 @@ def _shared(name: set[str], asked: set[str]) -> set[str]:
 
 def _name_words(text: str) -> list[str]:
     """Stems of a name's words in order, without the words that join them ("Highways and transport")."""
-    words = (w.replace("’", "'").split("'")[0] for w in re.findall(r"[\w'’]+", text.lower()))
-    return [stem(w) for w in words if w and w not in _JOINING]
+    heads = (_before_apostrophe(w) for w in _words(text))
+    return [stem(w) for w in heads if w and w not in _JOINING]
+
+
+def _words(text: str) -> list[str]:
+    """A text's words in lower case, in order, apostrophes kept ("councils'", "children's")."""
+    return [w.replace("’", "'") for w in re.findall(r"[\w'’]+", text.lower())]
+
+
+def _before_apostrophe(word: str) -> str:
+    """"children's" -> "children"."""
+    return word.split("'")[0]
 
 
 def outcome_asked(question: str, outcomes: Sequence[str]) -> str | None:
@@ -419,24 +429,27 @@ class QueryAnalyser:
         survey = asks_across_decisions(text)
         asked = None
         if survey:
-            filters = self._filters_written(text, filters, inferred)
-            if filters.outcome is None and _YES_NO.match(text):  # "Were any ... upheld?": answered yes or no
-                asked = outcome_asked(text, self._outcomes())
+            filters, asked = self._filters_written(text, filters, inferred)
         return Query(text=text, standalone=standalone, case_numbers=tuple(cases), filters=filters,
                      inferred_filters=tuple(inferred), survey=survey,
                      listing=survey and not cases and names_only_filters(text, filters, asked),
                      outcome_asked=asked)
 
-    def _filters_written(self, text: str, filters: Filters, inferred: list[str]) -> Filters:
+    def _filters_written(self, text: str, filters: Filters, inferred: list[str]) -> tuple[Filters, str | None]:
         """The category, outcome and years a question asked across decisions names, where no filter control set them
-        (their names are added to `inferred`); a yes/no question ("Were any ... upheld?") keeps every outcome."""
+        (their names are added to `inferred`); and the outcome a yes/no question ("Were any ... upheld?") asks
+        about, which it keeps as a question, not a filter."""
         changes: dict[str, Any] = {}
+        asked = None
         if filters.category is None and (category := category_asked(text, self._category_paths())):
             changes["category"] = category
-        if filters.outcome is None and not _YES_NO.match(text) and (outcome := outcome_asked(text, self._outcomes())):
-            changes["outcome"] = outcome
+        if filters.outcome is None and (outcome := outcome_asked(text, self._outcomes())):
+            if _YES_NO.match(text):
+                asked = outcome
+            else:
+                changes["outcome"] = outcome
         if filters.since is None and filters.until is None:
             since, until = years_asked(text)
             changes |= {k: v for k, v in (("since", since), ("until", until)) if v is not None}
         inferred.extend(changes)
-        return dataclasses.replace(filters, **changes) if changes else filters
+        return (dataclasses.replace(filters, **changes) if changes else filters), asked
